@@ -1,0 +1,5 @@
+import type { Migration } from '../migrator.js';
+import { migration0001 } from './0001-resources.js';
+
+/** Applied in this order; never edit a migration that has shipped, add a new one. */
+export const migrations: readonly Migration[] = [migration0001];
