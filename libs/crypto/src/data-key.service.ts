@@ -27,14 +27,21 @@ export class DataKeyService {
     private readonly cacheSize = 10_000,
   ) {}
 
-  async keyForScope(scope: string): Promise<DataKey> {
+  /**
+   * The active key of a scope, created on first use. Pass `store` to read through another handle (e.g. a
+   * database transaction) and `create: false` where a new key must not be written through that handle:
+   * then a missing key throws DataKeyMissingError, and the caller creates it outside and retries.
+   */
+  async keyForScope(scope: string, opts: { store?: DataKeyStore; create?: boolean } = {}): Promise<DataKey> {
     const cachedId = this.activeByScope.get(scope);
     if (cachedId !== undefined) {
       const hit = this.cacheGet(cachedId);
       if (hit) return hit;
     }
-    let record = await this.store.findActive(scope);
+    const store = opts.store ?? this.store;
+    let record = await store.findActive(scope);
     if (!record) {
+      if (opts.create === false) throw new DataKeyMissingError(scope);
       const id = randomUUID();
       const wrapped = await this.provider.wrap(randomBytes(32), dekContext(id, scope));
       record = await this.store.insertActive({ id, scope, kekId: wrapped.kekId, wrapped: wrapped.wrapped });
@@ -44,10 +51,10 @@ export class DataKeyService {
     return key;
   }
 
-  async keyById(id: string): Promise<DataKey> {
+  async keyById(id: string, store: DataKeyStore = this.store): Promise<DataKey> {
     const hit = this.cacheGet(id);
     if (hit) return hit;
-    const record = await this.store.findById(id);
+    const record = await store.findById(id);
     if (!record) throw new CryptoError('KEY_NOT_FOUND', `data key ${id} does not exist (destroyed?)`);
     return this.unwrap(record);
   }
@@ -84,6 +91,14 @@ export class DataKeyService {
   evictScope(scope: string): void {
     for (const [id, dk] of this.cache) if (dk.scope === scope) this.cache.delete(id);
     this.activeByScope.delete(scope);
+  }
+}
+
+/** A scope has no data key yet and the caller asked not to create one through its handle. */
+export class DataKeyMissingError extends Error {
+  constructor(readonly scope: string) {
+    super('data key not yet created for scope');
+    this.name = 'DataKeyMissingError';
   }
 }
 

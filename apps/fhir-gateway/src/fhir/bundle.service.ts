@@ -1,0 +1,260 @@
+import { randomUUID } from 'node:crypto';
+import type { Bundle, BundleEntry, OperationOutcome } from '@medplum/fhirtypes';
+import type { ResourceRepository } from '../store/resource.repository.js';
+import type { ResourceStore } from '../store/resource.store.js';
+import type { FhirRequest, FhirResponse, HttpMethod } from './fhir-types.js';
+import { FhirError } from './outcomes.js';
+import type { RequestContext } from './request-context.js';
+import type { AnyResource } from './resource-json.js';
+
+export interface EntryHandler {
+  handle(ctx: RequestContext, req: FhirRequest, repo?: ResourceRepository): Promise<FhirResponse>;
+}
+
+/** R4 http.html#trules: DELETE, then POST, then PUT/PATCH, then GET/HEAD. */
+const ORDER: Record<HttpMethod, number> = { DELETE: 0, POST: 1, PUT: 2, PATCH: 2, GET: 3, HEAD: 3 };
+const METHODS = new Set<string>(Object.keys(ORDER));
+const STATUS_TEXT: Record<number, string> = {
+  200: 'OK',
+  201: 'Created',
+  204: 'No Content',
+  304: 'Not Modified',
+};
+
+interface ParsedEntry {
+  index: number;
+  method: HttpMethod;
+  url: string;
+  fullUrl?: string;
+  resource?: AnyResource;
+  ifMatch?: string;
+  ifNoneMatch?: string;
+}
+
+/**
+ * batch and transaction Bundles (https://hl7.org/fhir/R4/http.html#transaction). A transaction runs every
+ * entry in one database transaction: all succeed or nothing is written. urn:uuid fullUrls of created
+ * resources are given server ids before any entry runs, and every reference to them is rewritten.
+ */
+export class BundleService {
+  private handler?: EntryHandler;
+
+  constructor(private readonly store: ResourceStore) {}
+
+  attach(handler: EntryHandler): void {
+    this.handler = handler;
+  }
+
+  async process(ctx: RequestContext, body: unknown, prefer: string | undefined): Promise<Bundle> {
+    const bundle = body as Bundle | undefined;
+    if (bundle?.resourceType !== 'Bundle') {
+      throw new FhirError('bad-request', 'POST to the base URL takes a batch or transaction Bundle', {
+        expression: ['resourceType'],
+      });
+    }
+    if (bundle.type !== 'batch' && bundle.type !== 'transaction') {
+      throw new FhirError('bad-request', 'Bundle.type must be batch or transaction', {
+        expression: ['Bundle.type'],
+      });
+    }
+    const entries = (bundle.entry ?? []).map((e, i) => parseEntry(e, i));
+    return bundle.type === 'transaction'
+      ? this.transaction(ctx, entries, prefer)
+      : this.batch(ctx, entries, prefer);
+  }
+
+  private async transaction(
+    ctx: RequestContext,
+    entries: ParsedEntry[],
+    prefer: string | undefined,
+  ): Promise<Bundle> {
+    const fullUrls = new Set<string>();
+    for (const e of entries) {
+      if (e.fullUrl && fullUrls.has(e.fullUrl)) {
+        throw new FhirError('bad-request', `entry ${e.index}: fullUrl is used by another entry`, {
+          expression: [`Bundle.entry[${e.index}].fullUrl`],
+        });
+      }
+      if (e.fullUrl) fullUrls.add(e.fullUrl);
+    }
+    const ids = assignIds(entries);
+    for (const e of entries) if (e.resource) e.resource = rewriteReferences(e.resource, ids.map);
+    const ordered = [...entries].sort((x, y) => ORDER[x.method] - ORDER[y.method] || x.index - y.index);
+    const responses = await this.store.write(async (repo) => {
+      const out = new Array<BundleEntry>(entries.length);
+      for (const e of ordered) {
+        try {
+          const res = await this.run(ctx, e, prefer, repo, ids.byIndex.get(e.index));
+          out[e.index] = toResponseEntry(e, res);
+        } catch (err) {
+          if (err instanceof FhirError) {
+            // The whole transaction fails with the entry's outcome (R4 http.html#transaction-response).
+            throw new FhirError(err.kind, `entry ${e.index}: ${err.message}`, {
+              issues: (err.outcome.issue ?? []).map((i) => ({
+                ...i,
+                diagnostics: `entry ${e.index}: ${i.diagnostics ?? err.message}`,
+              })),
+            });
+          }
+          throw err;
+        }
+      }
+      return out;
+    });
+    return { resourceType: 'Bundle', id: randomUUID(), type: 'transaction-response', entry: responses };
+  }
+
+  private async batch(
+    ctx: RequestContext,
+    entries: ParsedEntry[],
+    prefer: string | undefined,
+  ): Promise<Bundle> {
+    const out = new Array<BundleEntry>(entries.length);
+    for (const e of [...entries].sort((x, y) => ORDER[x.method] - ORDER[y.method] || x.index - y.index)) {
+      try {
+        out[e.index] = toResponseEntry(e, await this.run(ctx, e, prefer, undefined, undefined));
+      } catch (err) {
+        if (!(err instanceof FhirError)) throw err;
+        // Entries of a batch are independent: one failure is reported in its own entry.
+        out[e.index] = { response: { status: `${err.status}`, outcome: err.outcome as OperationOutcome } };
+      }
+    }
+    return { resourceType: 'Bundle', id: randomUUID(), type: 'batch-response', entry: out };
+  }
+
+  private async run(
+    ctx: RequestContext,
+    e: ParsedEntry,
+    prefer: string | undefined,
+    repo: ResourceRepository | undefined,
+    assignedId: string | undefined,
+  ): Promise<FhirResponse> {
+    if (!this.handler) throw new Error('BundleService has no handler attached');
+    const url = new URL(e.url, 'http://bundle.invalid/');
+    const path = url.pathname.replace(/^\//, '');
+    if (path === '' || path.startsWith('$')) {
+      throw new FhirError(
+        'bad-request',
+        `entry ${e.index}: nested batches and operations are not allowed in a Bundle`,
+      );
+    }
+    const query: Record<string, string[]> = {};
+    for (const [k, v] of url.searchParams) (query[k] ??= []).push(v);
+    let body: unknown = e.resource;
+    let contentType = 'application/fhir+json';
+    if (e.method === 'PATCH') {
+      // A JSON Patch travels in a Binary (R4 http.html#patch).
+      const bin = e.resource as { resourceType?: string; contentType?: string; data?: string } | undefined;
+      if (bin?.resourceType !== 'Binary' || !bin.data) {
+        throw new FhirError(
+          'bad-request',
+          `entry ${e.index}: PATCH in a Bundle takes a Binary holding a JSON Patch`,
+        );
+      }
+      contentType = bin.contentType ?? '';
+      try {
+        body = JSON.parse(Buffer.from(bin.data, 'base64').toString('utf8'));
+      } catch {
+        throw new FhirError('bad-request', `entry ${e.index}: the Binary does not hold JSON`);
+      }
+    }
+    if (e.method === 'POST' && assignedId && repo) {
+      // Created under the id chosen for its urn:uuid, so references rewritten earlier resolve.
+      return this.handler
+        .handle(
+          ctx,
+          {
+            method: 'PUT',
+            path: `${path}/${assignedId}`,
+            query,
+            headers: { prefer, contentType },
+            body: { ...(body as object), id: assignedId },
+          },
+          repo,
+        )
+        .then((r) => ({ ...r, status: 201 }));
+    }
+    return this.handler.handle(
+      ctx,
+      {
+        method: e.method,
+        path,
+        query,
+        headers: { prefer, contentType, ifMatch: e.ifMatch, ifNoneMatch: e.ifNoneMatch },
+        body,
+      },
+      repo,
+    );
+  }
+}
+
+function parseEntry(e: BundleEntry, index: number): ParsedEntry {
+  const method = e.request?.method;
+  const url = e.request?.url;
+  if (!method || !METHODS.has(method) || !url) {
+    throw new FhirError('bad-request', `entry ${index}: request.method and request.url are required`, {
+      expression: [`Bundle.entry[${index}].request`],
+    });
+  }
+  return {
+    index,
+    method: method as HttpMethod,
+    url,
+    fullUrl: e.fullUrl,
+    resource: e.resource as AnyResource | undefined,
+    ifMatch: e.request?.ifMatch,
+    ifNoneMatch: e.request?.ifNoneMatch,
+  };
+}
+
+/** New server ids for POST entries whose fullUrl is a urn:uuid (or urn:oid), keyed by that urn. */
+function assignIds(entries: ParsedEntry[]): { map: Map<string, string>; byIndex: Map<number, string> } {
+  const map = new Map<string, string>();
+  const byIndex = new Map<number, string>();
+  for (const e of entries) {
+    if (e.method !== 'POST' || !e.resource) continue;
+    const id = randomUUID();
+    byIndex.set(e.index, id);
+    if (e.fullUrl?.startsWith('urn:uuid:') || e.fullUrl?.startsWith('urn:oid:')) {
+      map.set(e.fullUrl, `${e.resource.resourceType}/${id}`);
+    }
+  }
+  return { map, byIndex };
+}
+
+function rewriteReferences(resource: AnyResource, map: Map<string, string>): AnyResource {
+  if (map.size === 0) return resource;
+  const visit = (node: unknown): unknown => {
+    if (Array.isArray(node)) return node.map(visit);
+    if (node === null || typeof node !== 'object') return node;
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(node)) {
+      out[k] = k === 'reference' && typeof v === 'string' && map.has(v) ? map.get(v) : visit(v);
+    }
+    return out;
+  };
+  return visit(resource) as AnyResource;
+}
+
+function toResponseEntry(e: ParsedEntry, res: FhirResponse): BundleEntry {
+  const body = res.body instanceof Buffer ? (JSON.parse(res.body.toString('utf8')) as AnyResource) : res.body;
+  const location = res.headers.Location;
+  const entry: BundleEntry = {
+    response: {
+      status: `${res.status} ${STATUS_TEXT[res.status] ?? ''}`.trim(),
+      ...(location ? { location: location.replace(/^.*?\/fhir\//, '') } : {}),
+      ...(res.headers.ETag ? { etag: res.headers.ETag } : {}),
+      ...(res.headers['Last-Modified']
+        ? { lastModified: new Date(res.headers['Last-Modified']).toISOString() }
+        : {}),
+    },
+  };
+  if (body && (body as { resourceType?: string }).resourceType === 'OperationOutcome' && e.method !== 'GET') {
+    entry.response!.outcome = body as OperationOutcome;
+  } else if (body) {
+    entry.resource = body as AnyResource;
+    const r = body as AnyResource;
+    if (r.id && r.resourceType) entry.fullUrl = location?.replace(/\/_history\/.*$/, '');
+  }
+  return entry;
+}

@@ -1,0 +1,88 @@
+import type { CapabilityStatement, CapabilityStatementRestResource } from '@medplum/fhirtypes';
+import type { R4Definitions } from './definitions.js';
+
+/**
+ * /metadata, generated from what the engine implements (https://hl7.org/fhir/R4/capabilitystatement.html).
+ * When an interaction is added to FhirEngine it is added here, and the e2e suite checks the two agree.
+ */
+export const RESOURCE_INTERACTIONS = [
+  'read',
+  'vread',
+  'update',
+  'patch',
+  'delete',
+  'history-instance',
+  'history-type',
+  'create',
+] as const;
+export const SYSTEM_INTERACTIONS = ['transaction', 'batch', 'history-system'] as const;
+
+export class CapabilityService {
+  private cached?: CapabilityStatement;
+
+  constructor(
+    private readonly defs: R4Definitions,
+    private readonly serverBaseUrl: string,
+    private readonly version: string,
+  ) {}
+
+  statement(): CapabilityStatement {
+    this.cached ??= this.build();
+    return this.cached;
+  }
+
+  private build(): CapabilityStatement {
+    const fhirBase = `${this.serverBaseUrl}/fhir`;
+    return {
+      resourceType: 'CapabilityStatement',
+      status: 'active',
+      date: new Date().toISOString(),
+      kind: 'instance',
+      software: { name: 'fhir-consent-gateway', version: this.version },
+      implementation: { description: 'FHIR R4 consent gateway', url: fhirBase },
+      fhirVersion: '4.0.1',
+      format: ['application/fhir+json', 'json'],
+      patchFormat: ['application/json-patch+json'],
+      rest: [
+        {
+          mode: 'server',
+          security: {
+            cors: false,
+            service: [
+              {
+                coding: [
+                  {
+                    system: 'http://terminology.hl7.org/CodeSystem/restful-security-service',
+                    code: 'SMART-on-FHIR',
+                  },
+                ],
+              },
+            ],
+            // SMART App Launch: the oauth-uris extension points clients at the token endpoint.
+            extension: [
+              {
+                url: 'http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris',
+                extension: [{ url: 'token', valueUri: `${this.serverBaseUrl}/auth/token` }],
+              },
+            ],
+          },
+          resource: [...this.defs.resourceTypes].sort().map((type) => ({
+            type: type as CapabilityStatementRestResource['type'],
+            interaction: RESOURCE_INTERACTIONS.map((code) => ({ code })),
+            versioning: 'versioned-update',
+            readHistory: true,
+            updateCreate: true,
+            conditionalCreate: false,
+            conditionalRead: 'modified-since',
+            conditionalUpdate: false,
+            conditionalDelete: 'not-supported',
+            operation: [
+              { name: 'validate', definition: 'http://hl7.org/fhir/OperationDefinition/Resource-validate' },
+            ],
+          })),
+          interaction: SYSTEM_INTERACTIONS.map((code) => ({ code })),
+        },
+      ],
+    };
+  }
+}

@@ -1,0 +1,24 @@
+import type { ResourceStore } from '../store/resource.store.js';
+import { BundleService } from './bundle.service.js';
+import { CapabilityService } from './capability.service.js';
+import { loadR4Definitions } from './definitions.js';
+import { FhirEngine } from './fhir-engine.js';
+import { HistoryService } from './history.service.js';
+import { ResourceService } from './resource.service.js';
+
+/** Wires the transport-free engine; the Nest module and the tests both use it. */
+export function createFhirEngine(store: ResourceStore, serverBaseUrl: string, version = '0.1.0'): FhirEngine {
+  const defs = loadR4Definitions();
+  const fhirBase = `${serverBaseUrl}/fhir`;
+  const bundles = new BundleService(store);
+  const engine = new FhirEngine(
+    defs,
+    new ResourceService(defs, store),
+    new HistoryService(store, fhirBase),
+    bundles,
+    new CapabilityService(defs, serverBaseUrl, version),
+    fhirBase,
+  );
+  bundles.attach(engine);
+  return engine;
+}

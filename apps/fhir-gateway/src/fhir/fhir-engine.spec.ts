@@ -1,0 +1,146 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LocalKeyringProvider } from '#crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testContext } from '../../../../test/support/test-context.js';
+import { migrations } from '../database/migrations/index.js';
+import { migrate } from '../database/migrator.js';
+import { PgliteDatabase } from '../database/pglite.database.js';
+import { createStorage, type Storage } from '../store/storage.factory.js';
+import { createFhirEngine } from './fhir-engine.factory.js';
+import type { FhirEngine } from './fhir-engine.js';
+import type { FhirRequest } from './fhir-types.js';
+import { FhirError } from './outcomes.js';
+
+let storage: Storage;
+let engine: FhirEngine;
+const ctx = testContext();
+const req = (
+  method: FhirRequest['method'],
+  path: string,
+  body?: unknown,
+  headers: FhirRequest['headers'] = {},
+  query: Record<string, string[]> = {},
+): FhirRequest => ({ method, path, body, headers, query });
+const parse = (b: unknown) =>
+  (b instanceof Buffer ? JSON.parse(b.toString('utf8')) : b) as Record<string, any>;
+const failure = async (p: Promise<unknown>) => {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof FhirError) return e;
+    throw e;
+  }
+  throw new Error('expected a FhirError');
+};
+
+beforeAll(async () => {
+  const db = await PgliteDatabase.open();
+  await migrate(db, migrations);
+  storage = createStorage(
+    db,
+    LocalKeyringProvider.openOrCreate(join(mkdtempSync(join(tmpdir(), 'eng-')), 'k.json')),
+  );
+  engine = createFhirEngine(storage.store, 'http://localhost:8080');
+});
+afterAll(async () => storage.db.close());
+
+describe('FhirEngine on PGlite', () => {
+  it('creates, reads, updates with If-Match, patches, deletes (410) and lists history', async () => {
+    const created = await engine.handle(
+      ctx,
+      req('POST', 'Patient', { resourceType: 'Patient', name: [{ family: 'Lovelace' }] }),
+    );
+    expect(created.status).toBe(201);
+    const p = parse(created.body);
+    expect(p.meta.versionId).toBe('1');
+    const read = await engine.handle(ctx, req('GET', `Patient/${p.id}`));
+    expect(read.body).toBeInstanceOf(Buffer);
+    expect(parse(read.body).name[0].family).toBe('Lovelace');
+
+    expect(
+      (
+        await failure(
+          engine.handle(ctx, req('PUT', `Patient/${p.id}`, { ...p, active: true }, { ifMatch: 'W/"9"' })),
+        )
+      ).status,
+    ).toBe(412);
+    const upd = await engine.handle(
+      ctx,
+      req('PUT', `Patient/${p.id}`, { ...p, active: true }, { ifMatch: 'W/"1"' }),
+    );
+    expect(upd.status).toBe(200);
+    expect(upd.headers.ETag).toBe('W/"2"');
+
+    const patched = await engine.handle(
+      ctx,
+      req('PATCH', `Patient/${p.id}`, [{ op: 'replace', path: '/active', value: false }], {
+        contentType: 'application/json-patch+json',
+      }),
+    );
+    expect(parse(patched.body).active).toBe(false);
+
+    await engine.handle(ctx, req('DELETE', `Patient/${p.id}`));
+    expect((await failure(engine.handle(ctx, req('GET', `Patient/${p.id}`)))).status).toBe(410);
+    const v1 = await engine.handle(ctx, req('GET', `Patient/${p.id}/_history/1`));
+    expect(parse(v1.body).meta.versionId).toBe('1');
+
+    const hist = parse((await engine.handle(ctx, req('GET', `Patient/${p.id}/_history`))).body);
+    expect(hist.total).toBe(4);
+    expect(hist.entry.map((e: any) => e.response.etag)).toEqual(['W/"4"', 'W/"3"', 'W/"2"', 'W/"1"']);
+  });
+
+  it('runs a transaction atomically with urn:uuid references rewritten', async () => {
+    const bundle = {
+      resourceType: 'Bundle',
+      type: 'transaction',
+      entry: [
+        {
+          fullUrl: 'urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a',
+          resource: { resourceType: 'Patient', name: [{ family: 'X' }] },
+          request: { method: 'POST', url: 'Patient' },
+        },
+        {
+          fullUrl: 'urn:uuid:88f151c0-a954-468a-88bd-5ae15c08e059',
+          resource: {
+            resourceType: 'Observation',
+            status: 'final',
+            code: { text: 'hr' },
+            subject: { reference: 'urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a' },
+          },
+          request: { method: 'POST', url: 'Observation' },
+        },
+      ],
+    };
+    const res = parse((await engine.handle(ctx, req('POST', '', bundle))).body);
+    expect(res.type).toBe('transaction-response');
+    const patientLoc = res.entry[0].response.location as string;
+    const obs = res.entry[1].resource;
+    expect(obs.subject.reference).toBe(patientLoc.replace(/\/_history\/.*/, ''));
+
+    const before = await storage.db.query<{ n: number }>('SELECT count(*)::int AS n FROM resource_history');
+    const bad = {
+      ...bundle,
+      entry: [
+        bundle.entry[0],
+        { ...bundle.entry[1], resource: { resourceType: 'Observation', status: 'bogus' } },
+      ],
+    };
+    const err = await failure(engine.handle(ctx, req('POST', '', bad)));
+    expect(err.status).toBe(422);
+    const after = await storage.db.query<{ n: number }>('SELECT count(*)::int AS n FROM resource_history');
+    expect(after.rows[0]!.n).toBe(before.rows[0]!.n);
+  });
+
+  it('keeps plaintext out of the tables', async () => {
+    await engine.handle(
+      ctx,
+      req('POST', 'Patient', { resourceType: 'Patient', name: [{ family: 'Zyxwvutsrq' }] }),
+    );
+    const { rows } = await storage.db.query<{ t: string }>(
+      `SELECT string_agg(encode(content, 'escape'), '') AS t FROM resource_history`,
+    );
+    expect(rows[0]!.t).not.toContain('Zyxwvutsrq');
+  });
+});

@@ -1,0 +1,192 @@
+import type { ResourceRepository } from '../store/resource.repository.js';
+import type { BundleService } from './bundle.service.js';
+import type { CapabilityService } from './capability.service.js';
+import type { R4Definitions } from './definitions.js';
+import type { FhirRequest, FhirResponse } from './fhir-types.js';
+import type { HistoryService } from './history.service.js';
+import { FhirError } from './outcomes.js';
+import type { RequestContext } from './request-context.js';
+import type { ResourceService } from './resource.service.js';
+import { preferReturn, readResponse, versionHeaders, writeResponse } from './responses.js';
+import { parseSubset } from './subset.js';
+import { validationIssues } from './validator.js';
+
+/**
+ * The FHIR REST router: maps a transport-free request onto an interaction (R4 http.html) and returns a
+ * transport-free response. The HTTP controller and the Bundle processor both call it; the latter passes
+ * a repository bound to its transaction.
+ */
+export class FhirEngine {
+  constructor(
+    private readonly defs: R4Definitions,
+    private readonly resources: ResourceService,
+    private readonly histories: HistoryService,
+    private readonly bundles: BundleService,
+    private readonly capabilities: CapabilityService,
+    private readonly baseUrl: string,
+  ) {}
+
+  async handle(ctx: RequestContext, req: FhirRequest, repo?: ResourceRepository): Promise<FhirResponse> {
+    const parts = req.path
+      .split('/')
+      .filter((p) => p.length > 0)
+      .map(decodeURIComponent);
+    const [a, b, c, d] = parts;
+    const m = req.method === 'HEAD' ? 'GET' : req.method;
+    if (parts.length > 4) throw new FhirError('not-found', 'no such FHIR endpoint');
+
+    if (a === undefined) {
+      if (m === 'POST')
+        return {
+          status: 200,
+          headers: {},
+          body: await this.bundles.process(ctx, req.body, req.headers.prefer),
+        };
+      return notAllowed(['POST']);
+    }
+    if (a === 'metadata' && parts.length === 1) {
+      return m === 'GET'
+        ? { status: 200, headers: {}, body: this.capabilities.statement() }
+        : notAllowed(['GET']);
+    }
+    if (a === '_history' && parts.length === 1) {
+      return m === 'GET' ? json(await this.histories.history(ctx, {}, req.query, repo)) : notAllowed(['GET']);
+    }
+    this.resources.assertType(a);
+    const type = a;
+
+    if (b === undefined) {
+      if (m === 'POST') {
+        const w = await this.resources.create(ctx, type, req.body, repo);
+        return writeResponse(this.baseUrl, w, preferReturn(req.headers.prefer));
+      }
+      if (m === 'GET') throw new FhirError('not-implemented', 'search is not available yet');
+      return notAllowed(['GET', 'POST']);
+    }
+    if (b === '$validate' && parts.length === 2) {
+      return m === 'POST' ? this.validate(type, req.body) : notAllowed(['POST']);
+    }
+    if (b === '_history' && parts.length === 2) {
+      return m === 'GET'
+        ? json(await this.histories.history(ctx, { type }, req.query, repo))
+        : notAllowed(['GET']);
+    }
+    if (b === '_search' && parts.length === 2) {
+      throw new FhirError('not-implemented', 'search is not available yet');
+    }
+    const id = b;
+    if (c === undefined) {
+      switch (m) {
+        case 'GET': {
+          const v = await this.resources.read(ctx, type, id, repo);
+          const cached = notModified(req, v.versionId, v.lastUpdated);
+          return cached ?? readResponse(this.defs, v, parseSubset(req.query));
+        }
+        case 'PUT': {
+          const w = await this.resources.update(ctx, type, id, req.body, req.headers.ifMatch, repo);
+          return writeResponse(this.baseUrl, w, preferReturn(req.headers.prefer));
+        }
+        case 'PATCH': {
+          const w = await this.resources.patch(
+            ctx,
+            type,
+            id,
+            req.body,
+            req.headers.contentType,
+            req.headers.ifMatch,
+            repo,
+          );
+          return writeResponse(this.baseUrl, w, preferReturn(req.headers.prefer));
+        }
+        case 'DELETE': {
+          const v = await this.resources.delete(ctx, type, id, req.headers.ifMatch, repo);
+          return {
+            status: 200,
+            headers: v ? { ETag: `W/"${v.versionId}"` } : {},
+            body: {
+              resourceType: 'OperationOutcome',
+              issue: [
+                {
+                  severity: 'information',
+                  code: 'informational',
+                  diagnostics: v
+                    ? `deleted ${type}/${id}`
+                    : `${type}/${id} did not exist or was already deleted`,
+                },
+              ],
+            },
+          };
+        }
+        case 'POST':
+          return notAllowed(['GET', 'PUT', 'PATCH', 'DELETE']);
+      }
+    }
+    if (c === '$validate' && d === undefined) {
+      return m === 'POST' ? this.validate(type, req.body) : notAllowed(['POST']);
+    }
+    if (c === '_history') {
+      if (m !== 'GET') return notAllowed(['GET']);
+      if (d === undefined) return json(await this.histories.history(ctx, { type, id }, req.query, repo));
+      const v = await this.resources.vread(ctx, type, id, d, repo);
+      return readResponse(this.defs, v, parseSubset(req.query));
+    }
+    throw new FhirError('not-found', 'no such FHIR endpoint');
+  }
+
+  /** $validate (R4 resource-operation-validate): 200 with the issues whether or not the resource is valid. */
+  private validate(type: string, body: unknown): FhirResponse {
+    let resource = body;
+    const params = body as
+      { resourceType?: string; parameter?: { name?: string; resource?: unknown }[] } | undefined;
+    if (params?.resourceType === 'Parameters' && type !== 'Parameters') {
+      resource = params.parameter?.find((p) => p.name === 'resource')?.resource;
+    }
+    if ((resource as { resourceType?: unknown } | undefined)?.resourceType !== type) {
+      throw new FhirError('bad-request', `$validate expects a ${type} resource`, {
+        expression: ['resourceType'],
+      });
+    }
+    const issues = validationIssues(this.defs, resource);
+    return {
+      status: 200,
+      headers: {},
+      body: {
+        resourceType: 'OperationOutcome',
+        issue:
+          issues.length > 0
+            ? issues
+            : [{ severity: 'information', code: 'informational', diagnostics: 'no issues found' }],
+      },
+    };
+  }
+}
+
+function json(body: object): FhirResponse {
+  return { status: 200, headers: {}, body };
+}
+
+function notAllowed(allow: string[]): never {
+  throw new FhirError('method-not-allowed', 'this interaction is not supported on this endpoint', {
+    headers: { Allow: allow.join(', ') },
+  });
+}
+
+/** Conditional read (R4 http.html#cread): If-None-Match / If-Modified-Since. */
+function notModified(req: FhirRequest, versionId: number, lastUpdated: string): FhirResponse | undefined {
+  const inm = req.headers.ifNoneMatch;
+  if (inm !== undefined) {
+    const tags = inm.split(',').map((t) => t.trim().replace(/^W\//, '').replace(/"/g, ''));
+    if (tags.includes(String(versionId)) || tags.includes('*'))
+      return { status: 304, headers: versionHeaders({ versionId, lastUpdated }) };
+    return undefined;
+  }
+  const ims = req.headers.ifModifiedSince;
+  if (ims !== undefined) {
+    const since = Date.parse(ims);
+    // HTTP dates have second precision.
+    if (!Number.isNaN(since) && Math.floor(Date.parse(lastUpdated) / 1000) * 1000 <= since) {
+      return { status: 304, headers: versionHeaders({ versionId, lastUpdated }) };
+    }
+  }
+  return undefined;
+}

@@ -1,0 +1,25 @@
+/** Transport-free request and response of the FHIR engine (STYLE.md rule 1). */
+export type HttpMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+export interface FhirRequest {
+  method: HttpMethod;
+  /** Path below the FHIR base, without leading slash: "Patient/123/_history/2". */
+  path: string;
+  query: Record<string, string[]>;
+  headers: {
+    ifMatch?: string;
+    ifNoneMatch?: string;
+    ifModifiedSince?: string;
+    prefer?: string;
+    contentType?: string;
+  };
+  /** Parsed JSON body, if any. */
+  body?: unknown;
+}
+
+export interface FhirResponse {
+  status: number;
+  headers: Record<string, string>;
+  /** A Buffer is sent as is (the exact stored bytes); an object is serialised as JSON. */
+  body?: Buffer | object;
+}

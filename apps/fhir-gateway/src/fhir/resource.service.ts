@@ -1,0 +1,267 @@
+import { randomUUID } from 'node:crypto';
+import jsonPatch from 'fast-json-patch';
+import type { Operation } from 'fast-json-patch';
+import type { ResourceRepository, StoredVersion } from '../store/resource.repository.js';
+import type { ResourceStore } from '../store/resource.store.js';
+import type { R4Definitions } from './definitions.js';
+import { FhirError } from './outcomes.js';
+import type { RequestContext } from './request-context.js';
+import {
+  collectReferences,
+  ID_PATTERN,
+  keyScopeFor,
+  patientCompartments,
+  withServerMeta,
+  type AnyResource,
+} from './resource-json.js';
+import { assertValid } from './validator.js';
+
+export interface WriteResult {
+  /** 201 when a resource (or a new life after deletion) was created, else 200. */
+  status: 200 | 201;
+  version: StoredVersion;
+  resource?: AnyResource;
+}
+
+/**
+ * The FHIR RESTful interactions on single resources (https://hl7.org/fhir/R4/http.html), free of HTTP.
+ * Write methods take an optional repository bound to an open transaction, so a transaction Bundle runs
+ * them all in one database transaction.
+ */
+export class ResourceService {
+  constructor(
+    private readonly defs: R4Definitions,
+    private readonly store: ResourceStore,
+  ) {}
+
+  assertType(type: string): void {
+    if (!this.defs.resourceTypes.has(type)) {
+      throw new FhirError('not-found', `unknown resource type ${JSON.stringify(type.slice(0, 64))}`);
+    }
+  }
+
+  async read(
+    ctx: RequestContext,
+    type: string,
+    id: string,
+    repo?: ResourceRepository,
+  ): Promise<StoredVersion> {
+    this.assertType(type);
+    ctx.scopes.assertAllows(type, 'r');
+    const v = ID_PATTERN.test(id) ? await (repo ?? this.store.repo).readCurrent(type, id) : undefined;
+    if (!v) throw new FhirError('not-found', `${type}/${id} is not known`);
+    if (v.deleted) throw gone(v);
+    return v;
+  }
+
+  async vread(
+    ctx: RequestContext,
+    type: string,
+    id: string,
+    vid: string,
+    repo?: ResourceRepository,
+  ): Promise<StoredVersion> {
+    this.assertType(type);
+    ctx.scopes.assertAllows(type, 'r');
+    const n = /^[1-9][0-9]{0,15}$/.test(vid) ? Number(vid) : undefined;
+    const v = n && ID_PATTERN.test(id) ? await (repo ?? this.store.repo).readVersion(type, id, n) : undefined;
+    if (!v) throw new FhirError('not-found', `${type}/${id}/_history/${vid} is not known`);
+    if (v.deleted) throw gone(v);
+    return v;
+  }
+
+  async create(
+    ctx: RequestContext,
+    type: string,
+    body: unknown,
+    repo?: ResourceRepository,
+    id = randomUUID(),
+  ) {
+    this.assertType(type);
+    ctx.scopes.assertAllows(type, 'c');
+    const resource = this.checkBody(type, body);
+    // A client-supplied id on create is ignored: the server assigns a random id (R4 http.html#create).
+    assertValid(this.defs, { ...resource, id });
+    return this.inTx(repo, (r) => this.writeNew(r, type, id, resource, 1, 201));
+  }
+
+  async update(
+    ctx: RequestContext,
+    type: string,
+    id: string,
+    body: unknown,
+    ifMatch: string | undefined,
+    repo?: ResourceRepository,
+  ): Promise<WriteResult> {
+    this.assertType(type);
+    const resource = this.checkBody(type, body);
+    if (resource.id === undefined)
+      throw new FhirError('bad-request', 'the resource has no id', { expression: [`${type}.id`] });
+    if (resource.id !== id) {
+      throw new FhirError('bad-request', 'the id in the body differs from the id in the URL', {
+        expression: [`${type}.id`],
+      });
+    }
+    if (!ID_PATTERN.test(id))
+      throw new FhirError('bad-request', 'invalid id', { expression: [`${type}.id`] });
+    assertValid(this.defs, resource);
+    return this.inTx(repo, async (r) => {
+      const current = await r.lockCurrent(type, id);
+      // update-as-create (R4 http.html#upsert) needs the create right, a plain update the update right.
+      ctx.scopes.assertAllows(type, current && !current.deleted ? 'u' : 'c');
+      checkIfMatch(ifMatch, current);
+      const next = (current?.versionId ?? 0) + 1;
+      return this.writeNew(r, type, id, resource, next, current && !current.deleted ? 200 : 201);
+    });
+  }
+
+  async patch(
+    ctx: RequestContext,
+    type: string,
+    id: string,
+    body: unknown,
+    contentType: string | undefined,
+    ifMatch: string | undefined,
+    repo?: ResourceRepository,
+  ): Promise<WriteResult> {
+    this.assertType(type);
+    ctx.scopes.assertAllows(type, 'u');
+    if (!contentType?.startsWith('application/json-patch+json')) {
+      throw new FhirError('unsupported-media-type', 'PATCH takes a JSON Patch (application/json-patch+json)');
+    }
+    if (!Array.isArray(body))
+      throw new FhirError('bad-request', 'a JSON Patch document is an array of operations');
+    return this.inTx(repo, async (r) => {
+      const current = await r.lockCurrent(type, id);
+      if (!current) throw new FhirError('not-found', `${type}/${id} is not known`);
+      checkIfMatch(ifMatch, current);
+      const stored = await r.readCurrent(type, id);
+      if (!stored?.json || stored.deleted)
+        throw gone(stored ?? { ...current, resourceType: type, id, lastUpdated: '' });
+      const doc = JSON.parse(stored.json.toString('utf8')) as AnyResource;
+      let patched: AnyResource;
+      try {
+        const err = jsonPatch.validate(body as Operation[], doc);
+        if (err) throw err;
+        patched = jsonPatch.applyPatch(doc, body as Operation[], false, false).newDocument;
+      } catch (e) {
+        // RFC 6902 §5: an invalid patch or a failed "test" aborts the whole document.
+        const name = (e as { name?: string }).name ?? '';
+        const failedTest =
+          name === 'TEST_OPERATION_FAILED' ||
+          (e as { message?: string }).message?.includes('Test operation failed');
+        throw new FhirError(
+          failedTest ? 'unprocessable' : 'bad-request',
+          failedTest ? 'a JSON Patch test operation failed' : 'the JSON Patch is not valid for this resource',
+        );
+      }
+      if (patched.resourceType !== type || patched.id !== id) {
+        throw new FhirError('unprocessable', 'a patch may not change resourceType or id');
+      }
+      assertValid(this.defs, patched);
+      return this.writeNew(r, type, id, patched, current.versionId + 1, 200);
+    });
+  }
+
+  async delete(
+    ctx: RequestContext,
+    type: string,
+    id: string,
+    ifMatch: string | undefined,
+    repo?: ResourceRepository,
+  ): Promise<StoredVersion | undefined> {
+    this.assertType(type);
+    ctx.scopes.assertAllows(type, 'd');
+    return this.inTx(repo, async (r) => {
+      const current = ID_PATTERN.test(id) ? await r.lockCurrent(type, id) : undefined;
+      checkIfMatch(ifMatch, current);
+      // Deleting what does not exist, or is already deleted, succeeds without a new version (R4 http.html#delete).
+      if (!current || current.deleted) return undefined;
+      const version: StoredVersion = {
+        resourceType: type,
+        id,
+        versionId: current.versionId + 1,
+        lastUpdated: new Date().toISOString(),
+        deleted: true,
+      };
+      await r.writeVersion({ ...version, keyScope: 'shared', references: [], compartments: [] });
+      return version;
+    });
+  }
+
+  private checkBody(type: string, body: unknown): AnyResource {
+    if (body === undefined) throw new FhirError('bad-request', 'the request has no body');
+    if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+      throw new FhirError('bad-request', 'the body must be a FHIR resource (a JSON object)');
+    }
+    const rt = (body as { resourceType?: unknown }).resourceType;
+    if (rt !== type) {
+      throw new FhirError('bad-request', `resourceType in the body must be ${type}`, {
+        expression: ['resourceType'],
+      });
+    }
+    return body as AnyResource;
+  }
+
+  private async writeNew(
+    repo: ResourceRepository,
+    type: string,
+    id: string,
+    resource: AnyResource,
+    versionId: number,
+    status: 200 | 201,
+  ): Promise<WriteResult> {
+    const lastUpdated = new Date().toISOString();
+    const stored = withServerMeta(resource, id, versionId, lastUpdated);
+    const json = Buffer.from(JSON.stringify(stored), 'utf8');
+    const compartments = patientCompartments(this.defs, stored, id);
+    await repo.writeVersion({
+      resourceType: type,
+      id,
+      versionId,
+      lastUpdated,
+      deleted: false,
+      json,
+      keyScope: keyScopeFor(compartments),
+      references: collectReferences(stored),
+      compartments,
+    });
+    return {
+      status,
+      version: { resourceType: type, id, versionId, lastUpdated, deleted: false, json },
+      resource: stored,
+    };
+  }
+
+  private inTx<T>(
+    repo: ResourceRepository | undefined,
+    fn: (r: ResourceRepository) => Promise<T>,
+  ): Promise<T> {
+    return repo ? fn(repo) : this.store.write(fn);
+  }
+}
+
+export function etagOf(versionId: number): string {
+  return `W/"${versionId}"`;
+}
+
+/** R4 http.html#concurrency: If-Match carries a weak ETag of the version the client last saw. */
+function checkIfMatch(
+  ifMatch: string | undefined,
+  current: { versionId: number; deleted: boolean } | undefined,
+): void {
+  if (ifMatch === undefined) return;
+  const m = /^(?:W\/)?"?([^"]+)"?$/.exec(ifMatch.trim());
+  if (!current || !m || m[1] !== String(current.versionId) || current.deleted) {
+    throw new FhirError('precondition-failed', 'If-Match does not match the current version');
+  }
+}
+
+function gone(v: Pick<StoredVersion, 'resourceType' | 'id' | 'versionId' | 'lastUpdated'>): FhirError {
+  return new FhirError('gone', `${v.resourceType}/${v.id} has been deleted`, {
+    headers: {
+      ETag: etagOf(v.versionId),
+      ...(v.lastUpdated ? { 'Last-Modified': new Date(v.lastUpdated).toUTCString() } : {}),
+    },
+  });
+}

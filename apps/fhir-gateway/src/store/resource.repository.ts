@@ -1,0 +1,223 @@
+import { decryptRecord, encryptRecord, type DataKeyService } from '#crypto';
+import { DataKeyRepository } from './data-key.repository.js';
+import type { Sql } from '../database/database.js';
+
+export interface StoredVersion {
+  resourceType: string;
+  id: string;
+  versionId: number;
+  lastUpdated: string;
+  deleted: boolean;
+  /** The exact JSON bytes that were stored (meta included); absent for a deletion. */
+  json?: Buffer;
+}
+
+export interface NewVersion {
+  resourceType: string;
+  id: string;
+  versionId: number;
+  lastUpdated: string;
+  deleted: boolean;
+  json?: Buffer;
+  /** Key scope: "patient:<id>" when the resource is in exactly one Patient compartment, else "shared". */
+  keyScope: string;
+  references: readonly { type: string; id: string }[];
+  compartments: readonly string[];
+}
+
+export interface HistoryQuery {
+  resourceType?: string;
+  id?: string;
+  /** ISO instant: only versions updated at or after it. */
+  since?: string;
+  /** [start, end) instants: versions current at some point within it (R4 history `_at`). */
+  at?: { start: string; end: string };
+  /** Only versions with seq below this cursor (newest first paging). */
+  beforeSeq?: number;
+  limit: number;
+}
+
+interface VersionRow {
+  resource_type: string;
+  id: string;
+  version_id: number;
+  last_updated: Date | string;
+  deleted: boolean;
+  dek_id: string | null;
+  content: Uint8Array | null;
+  seq?: number;
+}
+
+/**
+ * The only code that reads or writes resource rows. It encrypts on the way in and decrypts on the way out,
+ * so nothing above it handles ciphertext and nothing below it sees plaintext.
+ *
+ * AAD binds each ciphertext to "<type>/<id>/_history/<version>" and the data key id: a ciphertext copied to
+ * another row, or a row re-pointed at another key, fails authentication on read.
+ */
+export class ResourceRepository {
+  private readonly keyStore: DataKeyRepository;
+
+  /** inTransaction: sql is a transaction handle, so no data key may be created through it. */
+  constructor(
+    private readonly sql: Sql,
+    private readonly keys: DataKeyService,
+    private readonly inTransaction = false,
+  ) {
+    this.keyStore = new DataKeyRepository(sql);
+  }
+
+  /** The same repository bound to a transaction handle. */
+  inTx(tx: Sql): ResourceRepository {
+    return new ResourceRepository(tx, this.keys, true);
+  }
+
+  async readCurrent(resourceType: string, id: string): Promise<StoredVersion | undefined> {
+    const { rows } = await this.sql.query<VersionRow>(
+      `SELECT resource_type, id, version_id, last_updated, deleted, dek_id, content
+         FROM resource WHERE resource_type = $1 AND id = $2`,
+      [resourceType, id],
+    );
+    return rows[0] && this.decrypt(rows[0]);
+  }
+
+  async readVersion(resourceType: string, id: string, versionId: number): Promise<StoredVersion | undefined> {
+    const { rows } = await this.sql.query<VersionRow>(
+      `SELECT resource_type, id, version_id, last_updated, deleted, dek_id, content
+         FROM resource_history WHERE resource_type = $1 AND id = $2 AND version_id = $3`,
+      [resourceType, id, versionId],
+    );
+    return rows[0] && this.decrypt(rows[0]);
+  }
+
+  /** Current version number and deleted flag, row-locked until the transaction ends (for writes). */
+  async lockCurrent(
+    resourceType: string,
+    id: string,
+  ): Promise<{ versionId: number; deleted: boolean } | undefined> {
+    const { rows } = await this.sql.query<{ version_id: number; deleted: boolean }>(
+      'SELECT version_id, deleted FROM resource WHERE resource_type = $1 AND id = $2 FOR UPDATE',
+      [resourceType, id],
+    );
+    return rows[0] && { versionId: rows[0].version_id, deleted: rows[0].deleted };
+  }
+
+  async writeVersion(v: NewVersion): Promise<void> {
+    let dekId: string | null = null;
+    let content: Buffer | null = null;
+    if (v.json) {
+      // Inside a transaction a new key must not be created (a rollback would orphan the cached key and
+      // PGlite's single connection would deadlock): the store creates it outside and retries.
+      const dk = await this.keys.keyForScope(v.keyScope, {
+        store: this.keyStore,
+        create: !this.inTransaction,
+      });
+      dekId = dk.id;
+      content = encryptRecord(dk, v.json, aadFor(v.resourceType, v.id, v.versionId));
+    }
+    const params = [v.resourceType, v.id, v.versionId, v.lastUpdated, v.deleted, dekId, content];
+    await this.sql.query(
+      `INSERT INTO resource_history (resource_type, id, version_id, last_updated, deleted, dek_id, content)
+       VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+      params,
+    );
+    await this.sql.query(
+      `INSERT INTO resource (resource_type, id, version_id, last_updated, deleted, dek_id, content)
+       VALUES ($1, $2, $3, $4, $5, $6, $7)
+       ON CONFLICT (resource_type, id) DO UPDATE SET version_id = EXCLUDED.version_id,
+         last_updated = EXCLUDED.last_updated, deleted = EXCLUDED.deleted, dek_id = EXCLUDED.dek_id,
+         content = EXCLUDED.content`,
+      params,
+    );
+    await this.sql.query('DELETE FROM resource_reference WHERE resource_type = $1 AND id = $2', [
+      v.resourceType,
+      v.id,
+    ]);
+    await this.sql.query('DELETE FROM resource_compartment WHERE resource_type = $1 AND id = $2', [
+      v.resourceType,
+      v.id,
+    ]);
+    if (v.deleted) return;
+    if (v.references.length > 0) {
+      await this.sql.query(
+        `INSERT INTO resource_reference (resource_type, id, target_type, target_id)
+         SELECT $1, $2, t.type, t.id FROM unnest($3::text[], $4::text[]) AS t(type, id)
+         ON CONFLICT DO NOTHING`,
+        [v.resourceType, v.id, v.references.map((r) => r.type), v.references.map((r) => r.id)],
+      );
+    }
+    if (v.compartments.length > 0) {
+      await this.sql.query(
+        `INSERT INTO resource_compartment (resource_type, id, patient_id)
+         SELECT $1, $2, p FROM unnest($3::text[]) AS p ON CONFLICT DO NOTHING`,
+        [v.resourceType, v.id, [...v.compartments]],
+      );
+    }
+  }
+
+  /** Versions newest first, each with its seq for cursor paging. */
+  async history(q: HistoryQuery): Promise<(StoredVersion & { seq: number })[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    const add = (clause: (p: string) => string, value: unknown) => {
+      params.push(value);
+      where.push(clause(`$${params.length}`));
+    };
+    if (q.resourceType) add((p) => `h.resource_type = ${p}`, q.resourceType);
+    if (q.id) add((p) => `h.id = ${p}`, q.id);
+    if (q.since) add((p) => `h.last_updated >= ${p}`, q.since);
+    if (q.beforeSeq !== undefined) add((p) => `h.seq < ${p}`, q.beforeSeq);
+    if (q.at) {
+      // A version is current from its own lastUpdated until the next version's lastUpdated.
+      add((p) => `h.last_updated < ${p}`, q.at.end);
+      add(
+        (p) => `NOT EXISTS (SELECT 1 FROM resource_history n WHERE n.resource_type = h.resource_type
+                 AND n.id = h.id AND n.version_id > h.version_id AND n.last_updated <= ${p})`,
+        q.at.start,
+      );
+    }
+    params.push(q.limit);
+    const { rows } = await this.sql.query<VersionRow & { seq: number }>(
+      `SELECT h.seq, h.resource_type, h.id, h.version_id, h.last_updated, h.deleted, h.dek_id, h.content
+         FROM resource_history h ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+        ORDER BY h.seq DESC LIMIT $${params.length}`,
+      params,
+    );
+    return Promise.all(rows.map(async (r) => ({ ...(await this.decrypt(r)), seq: r.seq })));
+  }
+
+  async countHistory(q: Omit<HistoryQuery, 'limit' | 'beforeSeq'>): Promise<number> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (q.resourceType) where.push(`resource_type = $${params.push(q.resourceType)}`);
+    if (q.id) where.push(`id = $${params.push(q.id)}`);
+    if (q.since) where.push(`last_updated >= $${params.push(q.since)}`);
+    const { rows } = await this.sql.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM resource_history ${where.length ? `WHERE ${where.join(' AND ')}` : ''}`,
+      params,
+    );
+    return rows[0]?.n ?? 0;
+  }
+
+  private async decrypt(row: VersionRow): Promise<StoredVersion> {
+    const base = {
+      resourceType: row.resource_type,
+      id: row.id,
+      versionId: row.version_id,
+      lastUpdated: new Date(row.last_updated).toISOString(),
+      deleted: row.deleted,
+    };
+    if (!row.content || !row.dek_id) return base;
+    const dk = await this.keys.keyById(row.dek_id, this.keyStore);
+    const json = decryptRecord(
+      dk,
+      Buffer.from(row.content),
+      aadFor(row.resource_type, row.id, row.version_id),
+    );
+    return { ...base, json };
+  }
+}
+
+export function aadFor(resourceType: string, id: string, versionId: number): string {
+  return `${resourceType}/${id}/_history/${versionId}`;
+}
