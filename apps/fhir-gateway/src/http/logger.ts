@@ -1,0 +1,16 @@
+import pino, { type Logger } from 'pino';
+import type { AppConfig } from '../config/config.js';
+
+/**
+ * Structured JSON logs. Nothing from a request body, a query string or a decrypted resource is ever passed
+ * to the logger: only ids, methods, route shapes, statuses and timings, none of which are PHI.
+ */
+export function createLogger(config: Pick<AppConfig, 'logLevel'>): Logger {
+  return pino({
+    level: config.logLevel,
+    base: { service: 'fhir-gateway' },
+    redact: { paths: ['req.headers.authorization', '*.authorization', '*.client_assertion'], remove: true },
+  });
+}
+
+export type { Logger };
