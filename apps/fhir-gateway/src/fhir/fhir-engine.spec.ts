@@ -1,19 +1,12 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { LocalKeyringProvider } from '#crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testContext } from '../../../../test/support/test-context.js';
-import { migrations } from '../database/migrations/index.js';
-import { migrate } from '../database/migrator.js';
-import { PgliteDatabase } from '../database/pglite.database.js';
-import { createStorage, type Storage } from '../store/storage.factory.js';
+import { openTestStorage, type TestStorage } from '../../../../test/support/storage.js';
 import { createFhirEngine } from './fhir-engine.factory.js';
 import type { FhirEngine } from './fhir-engine.js';
 import type { FhirRequest } from './fhir-types.js';
 import { FhirError } from './outcomes.js';
 
-let storage: Storage;
+let storage: TestStorage;
 let engine: FhirEngine;
 const ctx = testContext();
 const req = (
@@ -36,17 +29,12 @@ const failure = async (p: Promise<unknown>) => {
 };
 
 beforeAll(async () => {
-  const db = await PgliteDatabase.open();
-  await migrate(db, migrations);
-  storage = createStorage(
-    db,
-    LocalKeyringProvider.openOrCreate(join(mkdtempSync(join(tmpdir(), 'eng-')), 'k.json')),
-  );
+  storage = await openTestStorage();
   engine = createFhirEngine(storage.store, 'http://localhost:8080');
 });
-afterAll(async () => storage.db.close());
+afterAll(async () => storage.close());
 
-describe('FhirEngine on PGlite', () => {
+describe('FhirEngine on storage', () => {
   it('creates, reads, updates with If-Match, patches, deletes (410) and lists history', async () => {
     const created = await engine.handle(
       ctx,

@@ -1,4 +1,5 @@
-import { decryptRecord, encryptRecord, type DataKeyService } from '#crypto';
+import { CryptoError, decryptRecord, encryptRecord, type DataKeyService } from '#crypto';
+import { FhirError } from '../fhir/outcomes.js';
 import { DataKeyRepository } from './data-key.repository.js';
 import type { Sql } from '../database/database.js';
 
@@ -208,13 +209,17 @@ export class ResourceRepository {
       deleted: row.deleted,
     };
     if (!row.content || !row.dek_id) return base;
-    const dk = await this.keys.keyById(row.dek_id, this.keyStore);
-    const json = decryptRecord(
-      dk,
-      Buffer.from(row.content),
-      aadFor(row.resource_type, row.id, row.version_id),
-    );
-    return { ...base, json };
+    try {
+      const dk = await this.keys.keyById(row.dek_id, this.keyStore);
+      const aad = aadFor(row.resource_type, row.id, row.version_id);
+      return { ...base, json: decryptRecord(dk, Buffer.from(row.content), aad) };
+    } catch (err) {
+      if (err instanceof CryptoError) {
+        // Tampered, swapped or shredded: never serve it, and say so without detail.
+        throw new FhirError('internal', 'a stored resource failed its integrity check');
+      }
+      throw err;
+    }
   }
 }
 
