@@ -81,6 +81,7 @@ function acquireLock(path: string): string {
       if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
         throw new Error(
           `the embedded database in ${path.replace(/\/[^/]*$/, '')} is in use by process ${pid}; stop it first or set DATABASE_URL`,
+          { cause: err },
         );
       }
       rmSync(path, { force: true });

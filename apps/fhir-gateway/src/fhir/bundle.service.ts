@@ -77,6 +77,23 @@ export class BundleService {
       }
       if (e.fullUrl) fullUrls.add(e.fullUrl);
     }
+    // R4 http.html#trules: if the resources acted on by DELETE, POST and PUT/PATCH overlap, the
+    // transaction fails; the clash is a conflict between entries, hence 409.
+    const targets = new Set<string>();
+    for (const e of entries) {
+      if (e.method !== 'DELETE' && e.method !== 'PUT' && e.method !== 'PATCH') continue;
+      const target = e.url.split('?')[0]!.replace(/^\/+/, '');
+      if (targets.has(target)) {
+        throw new FhirError(
+          'conflict',
+          `entry ${e.index}: another entry of the transaction acts on ${target}`,
+          {
+            expression: [`Bundle.entry[${e.index}].request.url`],
+          },
+        );
+      }
+      targets.add(target);
+    }
     const ids = assignIds(entries);
     for (const e of entries) if (e.resource) e.resource = rewriteReferences(e.resource, ids.map);
     const ordered = [...entries].sort((x, y) => ORDER[x.method] - ORDER[y.method] || x.index - y.index);
@@ -116,7 +133,7 @@ export class BundleService {
       } catch (err) {
         if (!(err instanceof FhirError)) throw err;
         // Entries of a batch are independent: one failure is reported in its own entry.
-        out[e.index] = { response: { status: `${err.status}`, outcome: err.outcome as OperationOutcome } };
+        out[e.index] = { response: { status: `${err.status}`, outcome: err.outcome } };
       }
     }
     return { resourceType: 'Bundle', id: randomUUID(), type: 'batch-response', entry: out };
@@ -198,7 +215,7 @@ function parseEntry(e: BundleEntry, index: number): ParsedEntry {
   }
   return {
     index,
-    method: method as HttpMethod,
+    method: method,
     url,
     fullUrl: e.fullUrl,
     resource: e.resource as AnyResource | undefined,

@@ -1,0 +1,45 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Sql } from '../../apps/fhir-gateway/src/database/database.js';
+
+/**
+ * The baseline of every gateway scenario: a bare Fastify route on the same database, reading or writing the
+ * same JSON by id with no encryption, no auth, no FHIR. The gap between it and the full path is the cost of
+ * what the gateway promises.
+ */
+export async function startBaseline(
+  sql: Sql & { transaction?: unknown },
+  tx: (fn: (s: Sql) => Promise<void>) => Promise<void>,
+): Promise<{ app: FastifyInstance; url: string }> {
+  await sql.query('CREATE TABLE IF NOT EXISTS bench_plain (id text PRIMARY KEY, content bytea NOT NULL)');
+  const app = Fastify({ logger: false, bodyLimit: 16 * 1024 * 1024 });
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+
+  app.get<{ Params: { id: string } }>('/plain/Patient/:id', async (req, reply) => {
+    const { rows } = await sql.query<{ content: Uint8Array }>(
+      'SELECT content FROM bench_plain WHERE id = $1',
+      [req.params.id],
+    );
+    if (!rows[0]) return reply.status(404).send();
+    return reply.header('content-type', 'application/json').send(Buffer.from(rows[0].content));
+  });
+  app.post('/plain/Patient', async (req, reply) => {
+    await sql.query('INSERT INTO bench_plain (id, content) VALUES (gen_random_uuid()::text, $1)', [
+      req.body as Buffer,
+    ]);
+    return reply.status(201).send();
+  });
+  app.post('/plain/transaction', async (req, reply) => {
+    const bundle = JSON.parse((req.body as Buffer).toString('utf8')) as { entry: { resource: unknown }[] };
+    await tx(async (s) => {
+      for (const e of bundle.entry) {
+        await s.query('INSERT INTO bench_plain (id, content) VALUES (gen_random_uuid()::text, $1)', [
+          Buffer.from(JSON.stringify(e.resource)),
+        ]);
+      }
+    });
+    return reply.status(200).send();
+  });
+  const address = await app.listen({ host: '127.0.0.1', port: 0 });
+  return { app, url: address };
+}

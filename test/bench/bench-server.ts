@@ -1,0 +1,86 @@
+/**
+ * Child process of `npm run bench`: the full gateway and the bare baseline on the same database, so the
+ * load generator in the parent does not share their event loop. Prints one JSON line when ready.
+ *   BENCH_DB=pglite|postgres (postgres uses a fresh database on TEST_DATABASE_URL)
+ */
+import pg from 'pg';
+import type { Sql } from '../../apps/fhir-gateway/src/database/database.js';
+import { generatePatients } from '../support/patient-generator.js';
+import { startTestGateway } from '../support/gateway.js';
+import { startBaseline } from './baseline-server.js';
+
+const PRELOAD = Number(process.env.BENCH_PRELOAD ?? 1000);
+
+async function main(): Promise<void> {
+  const gw = await startTestGateway({ LOG_LEVEL: 'silent' });
+  const token = await gw.token('system/*.cruds');
+  const db = gw.gateway.storage.db;
+
+  // The baseline reads with its own `pg` pool on a real server, as a plain service would; on PGlite it
+  // can only share the gateway's embedded instance.
+  let sql: Sql = db;
+  let tx = (fn: (s: Sql) => Promise<void>) => db.transaction(fn);
+  let pool: pg.Pool | undefined;
+  if (gw.databaseUrl) {
+    pool = new pg.Pool({ connectionString: gw.databaseUrl, max: 10 });
+    const p = pool;
+    sql = {
+      query: async <T>(text: string, params: readonly unknown[] = []) => {
+        const r = await p.query(text, params as unknown[]);
+        return { rows: r.rows as T[], rowCount: r.rowCount ?? 0 };
+      },
+      exec: async (s: string) => void (await p.query(s)),
+    };
+    tx = async (fn) => {
+      const c = await p.connect();
+      try {
+        await c.query('BEGIN');
+        await fn({
+          query: async <T>(text: string, params: readonly unknown[] = []) => {
+            const r = await c.query(text, params as unknown[]);
+            return { rows: r.rows as T[], rowCount: r.rowCount ?? 0 };
+          },
+          exec: async (s: string) => void (await c.query(s)),
+        });
+        await c.query('COMMIT');
+      } catch (e) {
+        await c.query('ROLLBACK');
+        throw e;
+      } finally {
+        c.release();
+      }
+    };
+  }
+  const baseline = await startBaseline(sql, tx);
+
+  // Preload the same patients into both: through the gateway's full write path, and as plain rows.
+  const ids: string[] = [];
+  const patients = generatePatients(PRELOAD, 99);
+  for (const p of patients) {
+    const res = await fetch(`${gw.fhirUrl}/Patient`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/fhir+json' },
+      body: JSON.stringify(p.patient),
+    });
+    const body = await res.text();
+    const id = (JSON.parse(body) as { id: string }).id;
+    ids.push(id);
+    await sql.query('INSERT INTO bench_plain (id, content) VALUES ($1, $2)', [id, Buffer.from(body)]);
+  }
+  process.stdout.write(
+    `${JSON.stringify({ ready: true, fhirUrl: gw.fhirUrl, baselineUrl: baseline.url, token, ids, database: gw.databaseUrl ? 'postgres' : 'pglite' })}\n`,
+  );
+  const stop = async () => {
+    await baseline.app.close();
+    await pool?.end();
+    await gw.close();
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void stop());
+  process.once('SIGINT', () => void stop());
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench server failed: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

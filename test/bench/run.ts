@@ -1,0 +1,94 @@
+/**
+ * `npm run bench`: gateway scenarios against their baselines, in the same run, on PGlite and on a real
+ * Postgres server. Bounded: each measurement runs for BENCH_SECONDS (default 5) on 127.0.0.1 only.
+ *   BENCH_DBS=pglite,postgres   which databases (default both)
+ *   BENCH_DATABASE_URL           a Postgres server to use; else a throwaway one is started on 127.0.0.1
+ *   BENCH_ROUNDS                 alternating rounds per scenario, medians reported (default 3)
+ */
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { generatePatients } from '../support/patient-generator.js';
+import { compare, formatTable, type Comparison } from './harness.js';
+import { gatewayScenarios } from './scenarios.js';
+
+export interface ServerInfo {
+  fhirUrl: string;
+  baselineUrl: string;
+  token: string;
+  ids: string[];
+  database: string;
+}
+
+const seconds = Number(process.env.BENCH_SECONDS ?? 5);
+const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+const connections = Number(process.env.BENCH_CONNECTIONS ?? 16);
+const dbs = (process.env.BENCH_DBS ?? 'pglite,postgres').split(',');
+
+async function startServer(env: Record<string, string>): Promise<{ child: ChildProcess; info: ServerInfo }> {
+  const child = spawn(
+    process.execPath,
+    ['--conditions=source', '--import', 'tsx', 'test/bench/bench-server.ts'],
+    {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  const lines = createInterface({ input: child.stdout });
+  const info = await new Promise<ServerInfo>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`bench server exited with ${code}`)));
+    lines.on('line', (line) => {
+      if (line.startsWith('{"ready"')) resolve(JSON.parse(line) as ServerInfo);
+    });
+  });
+  return { child, info };
+}
+
+async function main(): Promise<void> {
+  const results: Comparison[] = [];
+  let pgDir: string | undefined;
+  for (const db of dbs) {
+    const env: Record<string, string> = {};
+    if (db === 'postgres') {
+      let url = process.env.BENCH_DATABASE_URL;
+      if (!url) {
+        pgDir = `/tmp/fhirgw-bench-pg-${randomUUID().slice(0, 8)}`;
+        url = execFileSync('bash', ['scripts/postgres-local.sh', 'start', pgDir, '54349'], {
+          encoding: 'utf8',
+        }).trim();
+      }
+      env.TEST_DATABASE_URL = url;
+    } else {
+      env.TEST_DATABASE_URL = '';
+    }
+    process.stderr.write(`bench: starting ${db} server...\n`);
+    const { child, info } = await startServer(env);
+    try {
+      for (const s of gatewayScenarios(info, generatePatients(200, 5))) {
+        process.stderr.write(`bench: ${db} ${s.name}\n`);
+        results.push(
+          await compare(s.name, db, s.full, s.baseline, { durationSeconds: seconds, connections, rounds }),
+        );
+      }
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    }
+  }
+  if (pgDir) execFileSync('bash', ['scripts/postgres-local.sh', 'stop', pgDir], { stdio: 'inherit' });
+  const table = formatTable(results);
+  process.stdout.write(
+    `\n${table}\n\nratio = full-path req/s / baseline req/s (medians of ${rounds} alternating ${seconds}s rounds, ${connections} connections)\n`,
+  );
+  mkdirSync('bench-results', { recursive: true });
+  writeFileSync(
+    `bench-results/gateway-${new Date().toISOString().replace(/[:.]/g, '-')}.json`,
+    JSON.stringify(results, null, 2),
+  );
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

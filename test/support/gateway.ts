@@ -1,0 +1,69 @@
+import { mkdtempSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createGateway, type Gateway } from '../../apps/fhir-gateway/src/app.factory.js';
+import { AuthModule } from '../../apps/fhir-gateway/src/auth/auth.module.js';
+import { loadConfig } from '../../apps/fhir-gateway/src/config/config.js';
+import { createFreshDatabase, testServerUrl } from './database.js';
+import { makeTestClient, requestToken } from './smart-client.js';
+
+export interface RunningGateway {
+  gateway: Gateway;
+  /** Server root, e.g. http://127.0.0.1:40123 */
+  baseUrl: string;
+  fhirUrl: string;
+  databaseUrl?: string;
+  /** Registers a fresh SMART client allowed `scopes` and returns an access token from the real token endpoint. */
+  token(scopes?: string): Promise<string>;
+  close(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * The whole gateway, listening on 127.0.0.1 with the real SMART auth module: on a fresh PGlite data dir by
+ * default, on a fresh database of TEST_DATABASE_URL when that is set.
+ */
+export async function startTestGateway(env: Record<string, string> = {}): Promise<RunningGateway> {
+  const port = await freePort();
+  const server = testServerUrl();
+  const fresh = server ? await createFreshDatabase(server) : undefined;
+  const config = loadConfig({
+    HOST: '127.0.0.1',
+    PORT: String(port),
+    DATA_DIR: mkdtempSync(join(tmpdir(), 'gw-e2e-')),
+    LOG_LEVEL: 'silent',
+    ...(fresh ? { DATABASE_URL: fresh.url } : {}),
+    ...env,
+  });
+  const gateway = await createGateway(config, () => AuthModule);
+  await gateway.app.listen({ host: '127.0.0.1', port });
+  return {
+    gateway,
+    baseUrl: config.baseUrl,
+    fhirUrl: `${config.baseUrl}/fhir`,
+    databaseUrl: fresh?.url,
+    token: async (scopes = 'system/*.cruds') => {
+      const client = await makeTestClient();
+      await gateway.storage.db.query(
+        'INSERT INTO auth_client (id, name, jwks, scopes) VALUES ($1, $2, $3, $4)',
+        [client.clientId, 'e2e test client', JSON.stringify(client.publicJwks), scopes],
+      );
+      return requestToken(config.baseUrl, client, scopes);
+    },
+    close: async () => {
+      await gateway.close();
+      await fresh?.drop();
+    },
+  };
+}
