@@ -43,7 +43,7 @@ export class DataKeyService {
     if (!record) {
       if (opts.create === false) throw new DataKeyMissingError(scope);
       const id = randomUUID();
-      const wrapped = await this.provider.wrap(randomBytes(32), dekContext(id, scope));
+      const wrapped = await this.provider.wrap(randomBytes(32), dataKeyContext(id, scope));
       record = await this.store.insertActive({ id, scope, kekId: wrapped.kekId, wrapped: wrapped.wrapped });
     }
     const key = await this.unwrap(record);
@@ -62,7 +62,7 @@ export class DataKeyService {
   private async unwrap(record: DataKeyRecord): Promise<DataKey> {
     const key = await this.provider.unwrap(
       { kekId: record.kekId, wrapped: record.wrapped },
-      dekContext(record.id, record.scope),
+      dataKeyContext(record.id, record.scope),
     );
     const dk: DataKey = { id: record.id, scope: record.scope, key };
     this.cacheSet(dk);
@@ -102,7 +102,8 @@ export class DataKeyMissingError extends Error {
   }
 }
 
-function dekContext(id: string, scope: string): string {
+/** The AAD that binds a wrapped data key to its id and scope. */
+export function dataKeyContext(id: string, scope: string): string {
   return `dek:${id}|scope:${scope}`;
 }
 

@@ -1,0 +1,46 @@
+import { readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { EnvKeyProvider, LocalKeyringProvider } from '#crypto';
+import { afterAll, expect, it } from 'vitest';
+import { testContext } from '../../../../test/support/test-context.js';
+import { createFhirEngine } from '../fhir/fhir-engine.factory.js';
+import { PgliteDatabase } from '../database/pglite.database.js';
+import { migrate } from '../database/migrator.js';
+import { migrations } from '../database/migrations/index.js';
+import { createStorage } from './storage.factory.js';
+import { rewrapDataKeys } from './key-rotation.js';
+
+const dbs: PgliteDatabase[] = [];
+afterAll(async () => Promise.all(dbs.map((d) => d.close())));
+
+it('rotates the KEK, rewraps data keys, and reads with only the new KEK', async () => {
+  const db = await PgliteDatabase.open();
+  dbs.push(db);
+  await migrate(db, migrations);
+  const path = join(mkdtempSync(join(tmpdir(), 'rot-')), 'keyring.json');
+  const keyring = LocalKeyringProvider.openOrCreate(path);
+  const engine = createFhirEngine(createStorage(db, keyring).store, 'http://x');
+  const ctx = testContext();
+  const res = await engine.handle(ctx, {
+    method: 'POST',
+    path: 'Patient',
+    query: {},
+    headers: {},
+    body: { resourceType: 'Patient', gender: 'other' },
+  });
+  const id = JSON.parse((res.body as Buffer).toString()).id as string;
+
+  expect(keyring.rotate()).toBe('local-2');
+  expect(await rewrapDataKeys(db, keyring)).toBe(1);
+  const { rows } = await db.query<{ kek_id: string }>('SELECT kek_id FROM data_key');
+  expect(rows.map((r) => r.kek_id)).toEqual(['local-2']);
+
+  // A server that no longer has local-1 at all still reads everything.
+  const file = JSON.parse(readFileSync(path, 'utf8')) as { keys: { id: string; key: string }[] };
+  const onlyNew = new EnvKeyProvider(`local-2:${file.keys.find((k) => k.id === 'local-2')!.key}`);
+  const fresh = createFhirEngine(createStorage(db, onlyNew).store, 'http://x');
+  const read = await fresh.handle(ctx, { method: 'GET', path: `Patient/${id}`, query: {}, headers: {} });
+  expect(JSON.parse((read.body as Buffer).toString()).gender).toBe('other');
+});
