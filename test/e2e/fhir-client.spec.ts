@@ -1,4 +1,4 @@
-import Client from 'fhir-kit-client';
+import { Client } from 'fhir-kit-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestGateway, type RunningGateway } from '../support/gateway.js';
 

@@ -49,6 +49,7 @@ async function main(argv: string[]): Promise<void> {
         );
         return;
       }
+      case undefined:
       default:
         process.stdout.write('usage: npm run keys -- status | rotate-kek | rewrap | rotate-deks\n');
         process.exitCode = command === undefined || command === '--help' ? 0 : 2;

@@ -159,22 +159,20 @@ export class BundleService {
     for (const [k, v] of url.searchParams) (query[k] ??= []).push(v);
     let body: unknown = e.resource;
     let contentType = 'application/fhir+json';
-    if (e.method === 'PATCH') {
-      // A JSON Patch travels in a Binary (R4 http.html#patch).
-      const bin = e.resource as { resourceType?: string; contentType?: string; data?: string } | undefined;
-      if (bin?.resourceType !== 'Binary' || !bin.data) {
-        throw new FhirError(
-          'bad-request',
-          `entry ${e.index}: PATCH in a Bundle takes a Binary holding a JSON Patch`,
-        );
-      }
+    if (
+      e.method === 'PATCH' &&
+      (e.resource as { resourceType?: string } | undefined)?.resourceType === 'Binary'
+    ) {
+      // A JSON Patch travels in a Binary; a FHIRPath Patch is the Parameters resource itself (R4 http.html#patch).
+      const bin = e.resource as { contentType?: string; data?: string };
       contentType = bin.contentType ?? '';
       try {
-        body = JSON.parse(Buffer.from(bin.data, 'base64').toString('utf8'));
+        body = JSON.parse(Buffer.from(bin.data ?? '', 'base64').toString('utf8'));
       } catch {
-        throw new FhirError('bad-request', `entry ${e.index}: the Binary does not hold JSON`);
+        throw new FhirError('bad-request', `entry ${e.index}: the Binary does not hold a JSON Patch`);
       }
     }
+
     if (e.method === 'POST' && assignedId && repo) {
       // Created under the id chosen for its urn:uuid, so references rewritten earlier resolve.
       return this.handler

@@ -42,7 +42,7 @@ export class CapabilityService {
       implementation: { description: 'FHIR R4 consent gateway', url: fhirBase },
       fhirVersion: '4.0.1',
       format: ['application/fhir+json', 'json'],
-      patchFormat: ['application/json-patch+json'],
+      patchFormat: ['application/json-patch+json', 'application/fhir+json'],
       rest: [
         {
           mode: 'server',

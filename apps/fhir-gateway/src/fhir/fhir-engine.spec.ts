@@ -132,3 +132,46 @@ describe('FhirEngine on storage', () => {
     expect(rows[0]!.t).not.toContain('Zyxwvutsrq');
   });
 });
+
+describe('PATCH formats', () => {
+  it('applies a FHIRPath Patch (Parameters) and rejects unknown patch media types', async () => {
+    const created = await engine.handle(
+      ctx,
+      req('POST', 'Patient', { resourceType: 'Patient', name: [{ family: 'Old' }] }),
+    );
+    const id = parse(created.body).id as string;
+    const params = {
+      resourceType: 'Parameters',
+      parameter: [
+        {
+          name: 'operation',
+          part: [
+            { name: 'type', valueCode: 'replace' },
+            { name: 'path', valueString: 'Patient.name[0].family' },
+            { name: 'value', valueString: 'New' },
+          ],
+        },
+      ],
+    };
+    const res = await engine.handle(
+      ctx,
+      req('PATCH', `Patient/${id}`, params, { contentType: 'application/fhir+json' }),
+    );
+    expect(parse(res.body).name[0].family).toBe('New');
+    expect(
+      (
+        await failure(
+          engine.handle(ctx, req('PATCH', `Patient/${id}`, params, { contentType: 'text/plain' })),
+        )
+      ).status,
+    ).toBe(415);
+    const badTest = [{ op: 'test', path: '/name/0/family', value: 'Nope' }];
+    const err = await failure(
+      engine.handle(
+        ctx,
+        req('PATCH', `Patient/${id}`, badTest, { contentType: 'application/json-patch+json' }),
+      ),
+    );
+    expect(err.status).toBe(422);
+  });
+});

@@ -1,10 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import jsonPatch from 'fast-json-patch';
-import type { Operation } from 'fast-json-patch';
 import type { ResourceRepository, StoredVersion } from '../store/resource.repository.js';
 import type { ResourceStore } from '../store/resource.store.js';
 import type { R4Definitions } from './definitions.js';
 import { FhirError } from './outcomes.js';
+import { applyPatchDocument, parsePatch } from './patch.js';
 import type { RequestContext } from './request-context.js';
 import {
   collectReferences,
@@ -126,35 +125,16 @@ export class ResourceService {
   ): Promise<WriteResult> {
     this.assertType(type);
     ctx.scopes.assertAllows(type, 'u');
-    if (!contentType?.startsWith('application/json-patch+json')) {
-      throw new FhirError('unsupported-media-type', 'PATCH takes a JSON Patch (application/json-patch+json)');
-    }
-    if (!Array.isArray(body))
-      throw new FhirError('bad-request', 'a JSON Patch document is an array of operations');
+    const patch = parsePatch(body, contentType);
     return this.inTx(repo, async (r) => {
       const current = await r.lockCurrent(type, id);
       if (!current) throw new FhirError('not-found', `${type}/${id} is not known`);
       checkIfMatch(ifMatch, current);
       const stored = await r.readCurrent(type, id);
-      if (!stored?.json || stored.deleted)
+      if (!stored?.json || stored.deleted) {
         throw gone(stored ?? { ...current, resourceType: type, id, lastUpdated: '' });
-      const doc = JSON.parse(stored.json.toString('utf8')) as AnyResource;
-      let patched: AnyResource;
-      try {
-        const err = jsonPatch.validate(body as Operation[], doc);
-        if (err) throw err;
-        patched = jsonPatch.applyPatch(doc, body as Operation[], false, false).newDocument;
-      } catch (e) {
-        // RFC 6902 §5: an invalid patch or a failed "test" aborts the whole document.
-        const name = (e as { name?: string }).name ?? '';
-        const failedTest =
-          name === 'TEST_OPERATION_FAILED' ||
-          (e as { message?: string }).message?.includes('Test operation failed');
-        throw new FhirError(
-          failedTest ? 'unprocessable' : 'bad-request',
-          failedTest ? 'a JSON Patch test operation failed' : 'the JSON Patch is not valid for this resource',
-        );
       }
+      const patched = applyPatchDocument(JSON.parse(stored.json.toString('utf8')) as AnyResource, patch);
       if (patched.resourceType !== type || patched.id !== id) {
         throw new FhirError('unprocessable', 'a patch may not change resourceType or id');
       }
