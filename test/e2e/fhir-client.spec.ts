@@ -145,14 +145,14 @@ describe('FHIR REST with fhir-kit-client', () => {
     const ok: any = await client.operation({
       name: '$validate',
       resourceType: 'Patient',
-      method: 'post',
+      method: 'POST',
       input: { resourceType: 'Patient', gender: 'female' },
     });
     expect(ok.issue.every((i: any) => i.severity !== 'error')).toBe(true);
     const bad: any = await client.operation({
       name: '$validate',
       resourceType: 'Patient',
-      method: 'post',
+      method: 'POST',
       input: { resourceType: 'Patient', gender: 'sometimes', unknownThing: 1 },
     });
     const errors = bad.issue.filter((i: any) => i.severity === 'error');

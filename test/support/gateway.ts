@@ -1,4 +1,5 @@
 import { mkdtempSync } from 'node:fs';
+import type { DestinationStream } from 'pino';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,7 +35,10 @@ async function freePort(): Promise<number> {
  * The whole gateway, listening on 127.0.0.1 with the real SMART auth module: on a fresh PGlite data dir by
  * default, on a fresh database of TEST_DATABASE_URL when that is set.
  */
-export async function startTestGateway(env: Record<string, string> = {}): Promise<RunningGateway> {
+export async function startTestGateway(
+  env: Record<string, string> = {},
+  options: { logDestination?: DestinationStream } = {},
+): Promise<RunningGateway> {
   const port = await freePort();
   const server = testServerUrl();
   const fresh = server ? await createFreshDatabase(server) : undefined;
@@ -46,7 +50,7 @@ export async function startTestGateway(env: Record<string, string> = {}): Promis
     ...(fresh ? { DATABASE_URL: fresh.url } : {}),
     ...env,
   });
-  const gateway = await createGateway(config, () => AuthModule);
+  const gateway = await createGateway(config, () => AuthModule, options);
   await gateway.app.listen({ host: '127.0.0.1', port });
   return {
     gateway,

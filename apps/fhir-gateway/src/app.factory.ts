@@ -7,6 +7,7 @@ import { AppModule } from './app.module.js';
 import type { AppConfig } from './config/config.js';
 import { createFhirEngine } from './fhir/fhir-engine.factory.js';
 import { FhirExceptionFilter } from './http/exception.filter.js';
+import type { DestinationStream } from 'pino';
 import { createLogger, type Logger } from './http/logger.js';
 import { createStorage, openDatabase, openKeyProvider, type Storage } from './store/storage.factory.js';
 
@@ -32,8 +33,9 @@ const JSON_TYPES = [
 export async function createGateway(
   config: AppConfig,
   authModule: (deps: { config: AppConfig; storage: Storage }) => DynamicModule | Type,
+  options: { logDestination?: DestinationStream } = {},
 ): Promise<Gateway> {
-  const logger = createLogger(config);
+  const logger = createLogger(config, options.logDestination);
   const db = await openDatabase(config);
   const storage = createStorage(db, openKeyProvider(config));
   const engine = createFhirEngine(storage.store, config.baseUrl);

@@ -109,9 +109,7 @@ export class FhirEngine {
                 {
                   severity: 'information',
                   code: 'informational',
-                  diagnostics: v
-                    ? `deleted ${type}/${id}`
-                    : `${type}/${id} did not exist or was already deleted`,
+                  diagnostics: v ? `deleted the ${type}` : `the ${type} did not exist or was already deleted`,
                 },
               ],
             },

@@ -35,7 +35,7 @@ export class HistoryService {
     const cursorText = query._cursor?.[0];
     const beforeSeq = cursorText !== undefined ? parseCursor(cursorText) : undefined;
     if (target.id !== undefined && !ID_PATTERN.test(target.id)) {
-      throw new FhirError('not-found', `${target.type}/${target.id} is not known`);
+      throw new FhirError('not-found', `no ${target.type} with that id`);
     }
     const rows = await repo.history({
       resourceType: target.type,
@@ -46,7 +46,7 @@ export class HistoryService {
       limit: count + 1,
     });
     if (target.id !== undefined && rows.length === 0 && beforeSeq === undefined && !since && !at) {
-      throw new FhirError('not-found', `${target.type}/${target.id} is not known`);
+      throw new FhirError('not-found', `no ${target.type} with that id`);
     }
     const page = rows.slice(0, count);
     const selfPath = [target.type, target.id, '_history'].filter(Boolean).join('/');

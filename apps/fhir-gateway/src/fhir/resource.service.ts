@@ -35,7 +35,7 @@ export class ResourceService {
 
   assertType(type: string): void {
     if (!this.defs.resourceTypes.has(type)) {
-      throw new FhirError('not-found', `unknown resource type ${JSON.stringify(type.slice(0, 64))}`);
+      throw new FhirError('not-found', 'unknown resource type');
     }
   }
 
@@ -48,7 +48,7 @@ export class ResourceService {
     this.assertType(type);
     ctx.scopes.assertAllows(type, 'r');
     const v = ID_PATTERN.test(id) ? await (repo ?? this.store.repo).readCurrent(type, id) : undefined;
-    if (!v) throw new FhirError('not-found', `${type}/${id} is not known`);
+    if (!v) throw new FhirError('not-found', `no ${type} with that id`);
     if (v.deleted) throw gone(v);
     return v;
   }
@@ -64,7 +64,7 @@ export class ResourceService {
     ctx.scopes.assertAllows(type, 'r');
     const n = /^[1-9][0-9]{0,15}$/.test(vid) ? Number(vid) : undefined;
     const v = n && ID_PATTERN.test(id) ? await (repo ?? this.store.repo).readVersion(type, id, n) : undefined;
-    if (!v) throw new FhirError('not-found', `${type}/${id}/_history/${vid} is not known`);
+    if (!v) throw new FhirError('not-found', `no such version of the ${type}`);
     if (v.deleted) throw gone(v);
     return v;
   }
@@ -128,7 +128,7 @@ export class ResourceService {
     const patch = parsePatch(body, contentType);
     return this.inTx(repo, async (r) => {
       const current = await r.lockCurrent(type, id);
-      if (!current) throw new FhirError('not-found', `${type}/${id} is not known`);
+      if (!current) throw new FhirError('not-found', `no ${type} with that id`);
       checkIfMatch(ifMatch, current);
       const stored = await r.readCurrent(type, id);
       if (!stored?.json || stored.deleted) {
@@ -238,7 +238,7 @@ function checkIfMatch(
 }
 
 function gone(v: Pick<StoredVersion, 'resourceType' | 'id' | 'versionId' | 'lastUpdated'>): FhirError {
-  return new FhirError('gone', `${v.resourceType}/${v.id} has been deleted`, {
+  return new FhirError('gone', `the ${v.resourceType} has been deleted`, {
     headers: {
       ETag: etagOf(v.versionId),
       ...(v.lastUpdated ? { 'Last-Modified': new Date(v.lastUpdated).toUTCString() } : {}),
