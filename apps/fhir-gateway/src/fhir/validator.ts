@@ -20,13 +20,18 @@ export function validationIssues(defs: R4Definitions, resource: unknown): Operat
   if (id !== undefined && (typeof id !== 'string' || !ID_PATTERN.test(id))) {
     return [issue('value', 'id must match [A-Za-z0-9\\-.]{1,64}', `${type}.id`)];
   }
+  const bindingIssues = defs.requiredBindings.check(resource as AnyResource);
   try {
-    return validateResource(resource as AnyResource).filter(
+    const structural = validateResource(resource as AnyResource).filter(
       (i) => i.severity === 'error' || i.severity === 'fatal',
     );
+    return [...structural, ...bindingIssues];
   } catch (err) {
     if (err instanceof OperationOutcomeError) {
-      return (err.outcome.issue ?? []).filter((i) => i.severity === 'error' || i.severity === 'fatal');
+      const structural = (err.outcome.issue ?? []).filter(
+        (i) => i.severity === 'error' || i.severity === 'fatal',
+      );
+      return [...structural, ...bindingIssues];
     }
     throw err;
   }
