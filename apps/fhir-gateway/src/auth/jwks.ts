@@ -47,7 +47,7 @@ export function parsePublicJwks(input: unknown): PublicJwks {
   const out: PublicJwk[] = [];
   keys.forEach((raw: unknown, i) => {
     if (raw && typeof raw === 'object' && PRIVATE_MEMBERS.some((m) => m in raw)) {
-      throw new JwksError(`keys[${i}] contains private key material; register the public key only`);
+      throw new JwksError(`keys[${i}] contains private or secret key material; register the public key only`);
     }
     const parsed = jwk.safeParse(raw);
     if (!parsed.success) {

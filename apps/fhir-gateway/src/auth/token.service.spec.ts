@@ -129,6 +129,17 @@ describe('token endpoint: accepted assertions', () => {
     expect(res.scope).toBe('system/Patient.rs');
   });
 
+  it('accepts exp exactly five minutes ahead', async () => {
+    const a = await signAssertion({
+      clientId: 'rsa-client',
+      aud: TOKEN_URL,
+      key: rsa,
+      nowS: nowS(),
+      expIn: 300,
+    });
+    await expect(tokens.issue(form(a))).resolves.toHaveProperty('token_type', 'bearer');
+  });
+
   it('picks the one key whose kid matches among several', async () => {
     const other = await clientKey('RS384');
     await clients.update({
