@@ -270,6 +270,15 @@ describe('token endpoint: rejected assertions (invalid_client)', () => {
     await rejects(form(again), 'invalid_client', /already used/);
   });
 
+  it('the same assertion sent concurrently is accepted once', async () => {
+    const a = await signAssertion({ clientId: 'rsa-client', aud: TOKEN_URL, key: rsa, nowS: nowS() });
+    const results = await Promise.allSettled(Array.from({ length: 8 }, () => tokens.issue(form(a))));
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    for (const r of results.filter((x) => x.status === 'rejected')) {
+      expect(r.reason).toMatchObject({ error: 'invalid_client' });
+    }
+  });
+
   it('kid matching no registered key', async () => {
     const a = await signAssertion({
       clientId: 'rsa-client',
