@@ -7,9 +7,11 @@
 # Sources, tried in order:
 #   1. the cache (a stamp file records the pinned commit);
 #   2. `go install` from the Go module proxy at the pseudo-version of the pinned commit;
-#   3. a local Fabric source tree (FABRIC_SRC_DIR) or git directory (FABRIC_GIT_DIR) holding the
-#      pinned commit, built offline with its vendor/ directory. Some proxies refuse the
-#      github.com/hyperledger/* modules (403); this is the way round that.
+#   3. a local Fabric source tree (FABRIC_SRC_DIR), else the source bundle committed in
+#      third_party/ (the pinned commit's files the binaries need, with Fabric's vendor/; see
+#      make-fabric-src-bundle.sh), else a git directory (FABRIC_GIT_DIR) holding the commit;
+#      built offline with -mod=vendor. The Go module proxy reachable here refuses the
+#      github.com/hyperledger/* modules (403), so on such machines this is the way that works.
 set -euo pipefail
 
 FABRIC_COMMIT=86c1172bec37e6590c6b1ae6f847833df48d65fc
@@ -48,6 +50,7 @@ LDFLAGS="-X github.com/hyperledger/fabric/common/metadata.Version=${FABRIC_VERSI
 export GOFLAGS="${GOFLAGS:-} -buildvcs=false"
 
 from_proxy() {
+  [[ "${FABRIC_SKIP_PROXY:-0}" == 1 ]] && return 1
   echo "fabric binaries: go install from the module proxy (${FABRIC_PSEUDO})"
   local pkgs=()
   for t in "${TOOLS[@]}"; do pkgs+=("github.com/hyperledger/fabric/cmd/$t@${FABRIC_PSEUDO}"); done
@@ -59,8 +62,18 @@ from_proxy() {
   done
 }
 
+BUNDLE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/third_party/fabric-v${FABRIC_VERSION}-min-src.tar.xz"
+
 from_source() {
   local src="${FABRIC_SRC_DIR:-}" tmp=""
+  if [[ -z "$src" && -f "$BUNDLE" ]]; then
+    tmp="$CACHE/src-${FABRIC_COMMIT:0:12}-bundle"
+    if [[ ! -f "$tmp/go.mod" ]]; then
+      rm -rf "$tmp" && mkdir -p "$tmp"
+      tar -xJf "$BUNDLE" -C "$tmp"
+    fi
+    src="$tmp"
+  fi
   if [[ -z "$src" ]]; then
     local gitdir="${FABRIC_GIT_DIR:-}"
     if [[ -z "$gitdir" ]]; then
