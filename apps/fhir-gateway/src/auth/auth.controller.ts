@@ -1,7 +1,9 @@
-import { Controller, Get, Header, Inject, Post, Req, Res } from '@nestjs/common';
+import { Controller, Get, Header, Inject, Optional, Post, Req, Res } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { LOGGER } from '../app.providers.js';
 import { APP_CONFIG } from '../app.tokens.js';
 import type { AppConfig } from '../config/config.js';
+import type { Logger } from '../http/logger.js';
 import type { PublicJwks } from './jwks.js';
 import { SIGNING_ALGS } from './jwks.js';
 import { OAuthError } from './oauth-error.js';
@@ -18,6 +20,7 @@ export class AuthController {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(TokenService) private readonly tokens: TokenService,
     @Inject(SigningKeyService) private readonly keys: SigningKeyService,
+    @Optional() @Inject(LOGGER) private readonly logger?: Logger,
   ) {}
 
   @Get('.well-known/smart-configuration')
@@ -55,9 +58,19 @@ export class AuthController {
         throw new OAuthError('invalid_request', 'send the request as application/x-www-form-urlencoded');
       }
       const body = await this.tokens.issue(req.body);
-      void reply.status(200).send(body);
+      // Security events for operations: who got which scopes, never the assertion or the token.
+      this.logger?.info(
+        { reqId: req.id, event: 'token-issued', clientId: body.client_id, scope: body.scope },
+        'token',
+      );
+      const { client_id: _, ...response } = body;
+      void reply.status(200).send(response);
     } catch (err) {
       if (!(err instanceof OAuthError)) throw err;
+      this.logger?.warn(
+        { reqId: req.id, event: 'token-refused', error: err.error, reason: err.description },
+        'token',
+      );
       void reply.status(err.status).send(err.toJSON());
     }
   }

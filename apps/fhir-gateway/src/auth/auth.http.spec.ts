@@ -178,6 +178,7 @@ describe('full flow', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('cache-control')).toBe('no-store');
     expect(res.json).toMatchObject({ token_type: 'bearer', scope });
+    expect(Object.keys(res.json).sort()).toEqual(['access_token', 'expires_in', 'scope', 'token_type']);
     expect(res.json.expires_in).toBeLessThanOrEqual(300);
     const read = await fhirRead('Patient', res.json.access_token as string);
     expect(read.status).toBe(200);

@@ -39,7 +39,7 @@ export class TokenService {
   ) {}
 
   /** form is the parsed application/x-www-form-urlencoded body. */
-  async issue(form: unknown): Promise<TokenResponse> {
+  async issue(form: unknown): Promise<TokenResponse & { client_id: string }> {
     const grantType = param(form, 'grant_type');
     if (grantType === undefined) throw new OAuthError('invalid_request', 'grant_type is required');
     if (grantType !== 'client_credentials') {
@@ -77,7 +77,13 @@ export class TokenService {
       .setIssuedAt(iat)
       .setExpirationTime(iat + ttl)
       .sign(signer.key);
-    return { access_token: accessToken, token_type: 'bearer', expires_in: ttl, scope: grantedScope };
+    return {
+      access_token: accessToken,
+      token_type: 'bearer',
+      expires_in: ttl,
+      scope: grantedScope,
+      client_id: client.id,
+    };
   }
 
   private async purgeJtisNowAndThen(): Promise<void> {
