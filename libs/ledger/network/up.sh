@@ -98,8 +98,6 @@ for org in org1 org2; do
     sleep 0.5
   done
 done
-log "network up: channel $CHANNEL, chaincode $CC_NAME; connection settings in $RUN_DIR/connection.json"
-
 # Connection settings for FabricLedger (see libs/ledger/README.md).
 cat >"$RUN_DIR/connection.json" <<JSON
 {
@@ -116,3 +114,7 @@ cat >"$RUN_DIR/connection.json" <<JSON
   }
 }
 JSON
+
+# Ready when both gateways can plan an endorsement by both hospitals (discovery via gossip).
+"$NODE_BIN" "$NET_DIR/wait-ready.mjs" "$RUN_DIR/connection.json" 120 || die "endorsement by both organisations is not possible yet"
+log "network up: channel $CHANNEL, chaincode $CC_NAME; connection settings in $RUN_DIR/connection.json"
