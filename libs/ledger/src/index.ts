@@ -28,3 +28,6 @@ export type {
   Provision,
   TreeHeadInput,
 } from './contracts/index.js';
+export { FabricLedger, type FabricLedgerOptions } from './fabric/fabric-ledger.js';
+export { loadPemIdentity, pemFilesFromMspDir, type PemIdentityFiles } from './fabric/fabric-identity.js';
+export { readConnectionFile, fabricOptionsFor, type FabricConnectionFile } from './fabric/fabric-config.js';
