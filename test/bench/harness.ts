@@ -37,25 +37,36 @@ export interface RunOptions {
   connections: number;
 }
 
+/** Upper bound on requests per measurement, whatever the duration. */
+const MAX_REQUESTS = 100_000;
+
 export async function measure(label: string, target: Target, opts: RunOptions): Promise<Measurement> {
   const url = new URL(target.url);
-  const result = await autocannon({
-    url: url.origin,
-    connections: opts.connections,
-    duration: opts.durationSeconds,
-    // Bounded in time and in count: the run always stops by itself.
-    amount: 200_000,
-    requests: [
+  const result = await new Promise<autocannon.Result>((resolve, reject) => {
+    const instance = autocannon(
       {
-        method: target.method ?? 'GET',
-        path: url.pathname,
-        headers: target.headers,
-        setupRequest: (req) => {
-          const n = target.next?.();
-          return n ? { ...req, path: n.path, body: n.body } : req;
-        },
+        url: url.origin,
+        connections: opts.connections,
+        duration: opts.durationSeconds,
+        requests: [
+          {
+            method: target.method ?? 'GET',
+            path: url.pathname,
+            headers: target.headers,
+            setupRequest: (req) => {
+              const n = target.next?.();
+              return n ? { ...req, path: n.path, body: n.body } : req;
+            },
+          },
+        ],
       },
-    ],
+      (err, res) => (err ? reject(err) : resolve(res)),
+    );
+    // Bounded in time (duration) and in count: stop early past MAX_REQUESTS.
+    let sent = 0;
+    instance.on('response', () => {
+      if (++sent === MAX_REQUESTS) instance.stop();
+    });
   });
   return {
     label,

@@ -39,7 +39,11 @@ interface ParsedEntry {
 export class BundleService {
   private handler?: EntryHandler;
 
-  constructor(private readonly store: ResourceStore) {}
+  /** keyScopeOf: the data-key scope a resource with that id is stored under. */
+  constructor(
+    private readonly store: ResourceStore,
+    private readonly keyScopeOf: (resource: AnyResource, id: string) => string,
+  ) {}
 
   attach(handler: EntryHandler): void {
     this.handler = handler;
@@ -97,6 +101,18 @@ export class BundleService {
     const ids = assignIds(entries);
     for (const e of entries) if (e.resource) e.resource = rewriteReferences(e.resource, ids.map);
     const ordered = [...entries].sort((x, y) => ORDER[x.method] - ORDER[y.method] || x.index - y.index);
+    // Data keys for every resource the transaction writes are made ready before it opens.
+    const scopes: string[] = [];
+    for (const e of entries) {
+      if (!e.resource) continue;
+      const id =
+        e.method === 'POST'
+          ? ids.byIndex.get(e.index)
+          : e.method === 'PUT'
+            ? e.url.split('?')[0]!.split('/')[1]
+            : undefined;
+      if (id) scopes.push(this.keyScopeOf(e.resource, id));
+    }
     const responses = await this.store.write(async (repo) => {
       const out = new Array<BundleEntry>(entries.length);
       for (const e of ordered) {
@@ -117,7 +133,7 @@ export class BundleService {
         }
       }
       return out;
-    });
+    }, scopes);
     return { resourceType: 'Bundle', id: randomUUID(), type: 'transaction-response', entry: responses };
   }
 

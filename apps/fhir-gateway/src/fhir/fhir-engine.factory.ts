@@ -5,12 +5,15 @@ import { loadR4Definitions } from './definitions.js';
 import { FhirEngine } from './fhir-engine.js';
 import { HistoryService } from './history.service.js';
 import { ResourceService } from './resource.service.js';
+import { keyScopeFor, patientCompartments } from './resource-json.js';
 
 /** Wires the transport-free engine; the Nest module and the tests both use it. */
 export function createFhirEngine(store: ResourceStore, serverBaseUrl: string, version = '0.1.0'): FhirEngine {
   const defs = loadR4Definitions();
   const fhirBase = `${serverBaseUrl}/fhir`;
-  const bundles = new BundleService(store);
+  const bundles = new BundleService(store, (resource, id) =>
+    keyScopeFor(patientCompartments(defs, resource, id)),
+  );
   const engine = new FhirEngine(
     defs,
     new ResourceService(defs, store),

@@ -81,7 +81,8 @@ export class ResourceService {
     const resource = this.checkBody(type, body);
     // A client-supplied id on create is ignored: the server assigns a random id (R4 http.html#create).
     assertValid(this.defs, { ...resource, id });
-    return this.inTx(repo, (r) => this.writeNew(r, type, id, resource, 1, 201));
+    const compartments = this.compartmentsOf(resource, id);
+    return this.inTx(repo, compartments, (r) => this.writeNew(r, type, id, resource, compartments, 1, 201));
   }
 
   async update(
@@ -104,13 +105,15 @@ export class ResourceService {
     if (!ID_PATTERN.test(id))
       throw new FhirError('bad-request', 'invalid id', { expression: [`${type}.id`] });
     assertValid(this.defs, resource);
-    return this.inTx(repo, async (r) => {
+    const compartments = this.compartmentsOf(resource, id);
+    return this.inTx(repo, compartments, async (r) => {
       const current = await r.lockCurrent(type, id);
       // update-as-create (R4 http.html#upsert) needs the create right, a plain update the update right.
       ctx.scopes.assertAllows(type, current && !current.deleted ? 'u' : 'c');
       checkIfMatch(ifMatch, current);
       const next = (current?.versionId ?? 0) + 1;
-      return this.writeNew(r, type, id, resource, next, current && !current.deleted ? 200 : 201);
+      const status = current && !current.deleted ? 200 : 201;
+      return this.writeNew(r, type, id, resource, compartments, next, status);
     });
   }
 
@@ -126,7 +129,7 @@ export class ResourceService {
     this.assertType(type);
     ctx.scopes.assertAllows(type, 'u');
     const patch = parsePatch(body, contentType);
-    return this.inTx(repo, async (r) => {
+    return this.inTx(repo, [], async (r) => {
       const current = await r.lockCurrent(type, id);
       if (!current) throw new FhirError('not-found', `no ${type} with that id`);
       checkIfMatch(ifMatch, current);
@@ -139,7 +142,8 @@ export class ResourceService {
         throw new FhirError('unprocessable', 'a patch may not change resourceType or id');
       }
       assertValid(this.defs, patched);
-      return this.writeNew(r, type, id, patched, current.versionId + 1, 200);
+      const compartments = this.compartmentsOf(patched, id);
+      return this.writeNew(r, type, id, patched, compartments, current.versionId + 1, 200);
     });
   }
 
@@ -152,7 +156,7 @@ export class ResourceService {
   ): Promise<StoredVersion | undefined> {
     this.assertType(type);
     ctx.scopes.assertAllows(type, 'd');
-    return this.inTx(repo, async (r) => {
+    return this.inTx(repo, [], async (r) => {
       const current = ID_PATTERN.test(id) ? await r.lockCurrent(type, id) : undefined;
       checkIfMatch(ifMatch, current);
       // Deleting what does not exist, or is already deleted, succeeds without a new version (R4 http.html#delete).
@@ -188,13 +192,13 @@ export class ResourceService {
     type: string,
     id: string,
     resource: AnyResource,
+    compartments: string[],
     versionId: number,
     status: 200 | 201,
   ): Promise<WriteResult> {
     const lastUpdated = new Date().toISOString();
     const stored = withServerMeta(resource, id, versionId, lastUpdated);
     const json = Buffer.from(JSON.stringify(stored), 'utf8');
-    const compartments = patientCompartments(this.defs, stored, id);
     await repo.writeVersion({
       resourceType: type,
       id,
@@ -213,11 +217,21 @@ export class ResourceService {
     };
   }
 
+  /** Patient compartments (hence the data key) of a resource; meta does not affect them. */
+  compartmentsOf(resource: AnyResource, id: string): string[] {
+    return patientCompartments(this.defs, resource, id);
+  }
+
+  /**
+   * Runs fn in the caller's transaction, or in a new one whose data keys are made ready beforehand (a key
+   * cannot be created inside a transaction; see ResourceStore.write).
+   */
   private inTx<T>(
     repo: ResourceRepository | undefined,
+    compartments: readonly string[],
     fn: (r: ResourceRepository) => Promise<T>,
   ): Promise<T> {
-    return repo ? fn(repo) : this.store.write(fn);
+    return repo ? fn(repo) : this.store.write(fn, [keyScopeFor(compartments)]);
   }
 }
 

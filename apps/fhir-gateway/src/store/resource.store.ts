@@ -17,7 +17,16 @@ export class ResourceStore {
     this.repo = new ResourceRepository(db, keys);
   }
 
-  async write<T>(fn: (repo: ResourceRepository) => Promise<T>): Promise<T> {
+  /**
+   * keyScopes: the data-key scopes the write will encrypt under, when the caller knows them. Their keys are
+   * created first, outside the transaction; a scope discovered only inside it (e.g. a PATCH that moves a
+   * resource to another patient) is created on demand and the write is retried.
+   */
+  async write<T>(
+    fn: (repo: ResourceRepository) => Promise<T>,
+    keyScopes: readonly string[] = [],
+  ): Promise<T> {
+    for (const scope of new Set(keyScopes)) await this.keys.keyForScope(scope);
     for (let attempt = 0; ; attempt++) {
       try {
         return await this.db.transaction((tx) => fn(this.repo.inTx(tx)));
