@@ -481,6 +481,51 @@ export function ledgerConformance(name: string, makeFixture: () => Promise<Confo
         );
       });
 
+      it('commits concurrent anchors of different logs', async () => {
+        const heads = Array.from({ length: 4 }, (_, i) =>
+          JSON.stringify(
+            signTreeHead(gatewayKey, {
+              logId: `${logId}-p${i}`,
+              treeSize: 1,
+              rootHash: 'b'.repeat(64),
+              timestamp: '2026-11-25T12:00:00.000Z',
+              signer: gatewayId,
+            }),
+          ),
+        );
+        const results = await Promise.all(
+          heads.map((h) => f.org1.submit({ contract: 'anchor', fn: 'anchor', args: [h] })),
+        );
+        expect(results).toHaveLength(4);
+      });
+
+      it('racing anchors of one log: the larger head ends up latest, the loser is refused as not growing', async () => {
+        const race = `${logId}-race`;
+        const h = (n: number): string =>
+          JSON.stringify(
+            signTreeHead(gatewayKey, {
+              logId: race,
+              treeSize: n,
+              rootHash: 'c'.repeat(64),
+              timestamp: '2026-11-25T12:00:00.000Z',
+              signer: gatewayId,
+            }),
+          );
+        await f.org1.submit({ contract: 'anchor', fn: 'anchor', args: [h(1)] });
+        // On Fabric both are endorsed against the same state; one is invalidated by MVCC at commit
+        // and FabricLedger retries it as a new proposal, which then sees the other's head.
+        const outcomes = await Promise.all(
+          [30, 40].map((n) =>
+            f.org1.submit({ contract: 'anchor', fn: 'anchor', args: [h(n)] }).then(
+              () => 'ok',
+              (e: unknown) => (e instanceof LedgerError ? `${e.code}/${e.reason ?? ''}` : String(e)),
+            ),
+          ),
+        );
+        for (const o of outcomes) expect(['ok', 'REJECTED_BY_CONTRACT/NOT_GROWING']).toContain(o);
+        expect((await evalJson<{ treeSize: number }>(f.org2, 'anchor', 'latest', race)).treeSize).toBe(40);
+      });
+
       it('rejects a bad signature and a caller that is not the registered gateway', async () => {
         await expectLedgerError(
           f.org1.submit({ contract: 'anchor', fn: 'anchor', args: [head(30, strangerKey)] }),
