@@ -60,7 +60,8 @@ export async function measure(label: string, target: Target, opts: RunOptions): 
           },
         ],
       },
-      (err, res) => (err ? reject(err) : resolve(res)),
+      (err: unknown, res) =>
+        err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve(res),
     );
     // Bounded in time (duration) and in count: stop early past MAX_REQUESTS.
     let sent = 0;

@@ -175,3 +175,37 @@ describe('PATCH formats', () => {
     expect(err.status).toBe(422);
   });
 });
+
+describe('reference and compartment index', () => {
+  it('follows updates and deletes', async () => {
+    const links = async (id: string) => {
+      const refs = await storage.db.query<{ t: string }>(
+        `SELECT target_type || '/' || target_id AS t FROM resource_reference WHERE resource_type = 'Observation' AND id = $1 ORDER BY 1`,
+        [id],
+      );
+      const comps = await storage.db.query<{ p: string }>(
+        `SELECT patient_id AS p FROM resource_compartment WHERE resource_type = 'Observation' AND id = $1 ORDER BY 1`,
+        [id],
+      );
+      return { refs: refs.rows.map((r) => r.t), patients: comps.rows.map((r) => r.p) };
+    };
+    const obs = (subject: string, performer?: string) => ({
+      resourceType: 'Observation',
+      status: 'final',
+      code: { text: 'x' },
+      subject: { reference: subject },
+      ...(performer ? { performer: [{ reference: performer }] } : {}),
+    });
+    const created = parse(
+      (await engine.handle(ctx, req('POST', 'Observation', obs('Patient/a', 'Practitioner/p')))).body,
+    );
+    expect(await links(created.id)).toEqual({ refs: ['Patient/a', 'Practitioner/p'], patients: ['a'] });
+    await engine.handle(
+      ctx,
+      req('PUT', `Observation/${created.id}`, { ...obs('Patient/b', 'Practitioner/p'), id: created.id }),
+    );
+    expect(await links(created.id)).toEqual({ refs: ['Patient/b', 'Practitioner/p'], patients: ['b'] });
+    await engine.handle(ctx, req('DELETE', `Observation/${created.id}`));
+    expect(await links(created.id)).toEqual({ refs: [], patients: [] });
+  });
+});

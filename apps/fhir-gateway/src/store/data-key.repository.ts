@@ -38,11 +38,13 @@ export class DataKeyRepository implements DataKeyStore {
   async insertActive(record: DataKeyRecord): Promise<DataKeyRecord> {
     // Runs outside any request transaction (the caller uses the pool), so a key created for a write
     // that later rolls back is merely unused, and concurrent writers converge on one key per scope.
-    await this.sql.query(
+    const { rows } = await this.sql.query<Row>(
       `INSERT INTO data_key (id, scope, kek_id, wrapped) VALUES ($1, $2, $3, $4)
-       ON CONFLICT (scope) WHERE retired_at IS NULL DO NOTHING`,
+       ON CONFLICT (scope) WHERE retired_at IS NULL DO NOTHING
+       RETURNING id, scope, kek_id, wrapped`,
       [record.id, record.scope, record.kekId, record.wrapped],
     );
+    if (rows[0]) return toRecord(rows[0]);
     const active = await this.findActive(record.scope);
     if (!active) throw new Error('data key vanished after insert');
     return active;
