@@ -189,22 +189,6 @@ export class BundleService {
       }
     }
 
-    if (e.method === 'POST' && assignedId && repo) {
-      // Created under the id chosen for its urn:uuid, so references rewritten earlier resolve.
-      return this.handler
-        .handle(
-          ctx,
-          {
-            method: 'PUT',
-            path: `${path}/${assignedId}`,
-            query,
-            headers: { prefer, contentType },
-            body: { ...(body as object), id: assignedId },
-          },
-          repo,
-        )
-        .then((r) => ({ ...r, status: 201 }));
-    }
     return this.handler.handle(
       ctx,
       {
@@ -213,6 +197,8 @@ export class BundleService {
         query,
         headers: { prefer, contentType, ifMatch: e.ifMatch, ifNoneMatch: e.ifNoneMatch },
         body,
+        // A create under the id chosen for its urn:uuid, so references rewritten earlier resolve.
+        ...(e.method === 'POST' && assignedId ? { assignedId } : {}),
       },
       repo,
     );
@@ -268,16 +254,20 @@ function rewriteReferences(resource: AnyResource, map: Map<string, string>): Any
 }
 
 function toResponseEntry(e: ParsedEntry, res: FhirResponse): BundleEntry {
-  const body = res.body instanceof Buffer ? (JSON.parse(res.body.toString('utf8')) as AnyResource) : res.body;
+  const body =
+    res.resource ??
+    (res.body instanceof Buffer ? (JSON.parse(res.body.toString('utf8')) as AnyResource) : res.body);
   const location = res.headers.Location;
   const entry: BundleEntry = {
     response: {
       status: `${res.status} ${STATUS_TEXT[res.status] ?? ''}`.trim(),
       ...(location ? { location: location.replace(/^.*?\/fhir\//, '') } : {}),
       ...(res.headers.ETag ? { etag: res.headers.ETag } : {}),
-      ...(res.headers['Last-Modified']
-        ? { lastModified: new Date(res.headers['Last-Modified']).toISOString() }
-        : {}),
+      ...(res.lastUpdated
+        ? { lastModified: res.lastUpdated }
+        : res.headers['Last-Modified']
+          ? { lastModified: new Date(res.headers['Last-Modified']).toISOString() }
+          : {}),
     },
   };
   if (body && (body as { resourceType?: string }).resourceType === 'OperationOutcome' && e.method !== 'GET') {

@@ -57,7 +57,7 @@ export class FhirEngine {
 
     if (b === undefined) {
       if (m === 'POST') {
-        const w = await this.resources.create(ctx, type, req.body, repo);
+        const w = await this.resources.create(ctx, type, req.body, repo, req.assignedId);
         return writeResponse(this.baseUrl, w, preferReturn(req.headers.prefer));
       }
       if (m === 'GET') throw new FhirError('not-implemented', 'search is not available yet');

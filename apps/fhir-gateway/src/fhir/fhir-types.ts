@@ -15,6 +15,8 @@ export interface FhirRequest {
   };
   /** Parsed JSON body, if any. */
   body?: unknown;
+  /** Internal (Bundle processing): the server id a POST must create its resource under. */
+  assignedId?: string;
 }
 
 export interface FhirResponse {
@@ -22,4 +24,7 @@ export interface FhirResponse {
   headers: Record<string, string>;
   /** A Buffer is sent as is (the exact stored bytes); an object is serialised as JSON. */
   body?: Buffer | object;
+  /** For Bundle processing: the body as an object when the engine already has it, and the exact lastUpdated. */
+  resource?: object;
+  lastUpdated?: string;
 }

@@ -74,7 +74,7 @@ export class ResourceService {
     type: string,
     body: unknown,
     repo?: ResourceRepository,
-    id = randomUUID(),
+    id: string = randomUUID(),
   ) {
     this.assertType(type);
     ctx.scopes.assertAllows(type, 'c');

@@ -33,13 +33,14 @@ export function writeResponse(baseUrl: string, w: WriteResult, prefer: PreferRet
     ...versionHeaders(v),
     Location: `${baseUrl}/${v.resourceType}/${v.id}/_history/${v.versionId}`,
   };
-  if (prefer === 'minimal') return { status: w.status, headers };
+  if (prefer === 'minimal') return { status: w.status, headers, lastUpdated: v.lastUpdated };
   if (prefer === 'OperationOutcome') {
     return {
       status: w.status,
       headers,
+      lastUpdated: v.lastUpdated,
       body: informational(`${w.status === 201 ? 'created' : 'updated'} ${v.resourceType}/${v.id}`),
     };
   }
-  return { status: w.status, headers, body: v.json ?? {} };
+  return { status: w.status, headers, body: v.json ?? {}, resource: w.resource, lastUpdated: v.lastUpdated };
 }
