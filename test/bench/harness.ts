@@ -61,7 +61,9 @@ export async function measure(label: string, target: Target, opts: RunOptions): 
         ],
       },
       (err: unknown, res) =>
-        err ? reject(err instanceof Error ? err : new Error('autocannon failed', { cause: err })) : resolve(res),
+        err
+          ? reject(err instanceof Error ? err : new Error('autocannon failed', { cause: err }))
+          : resolve(res),
     );
     // Bounded in time (duration) and in count: stop early past MAX_REQUESTS.
     let sent = 0;

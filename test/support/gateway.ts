@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createGateway, type Gateway } from '../../apps/fhir-gateway/src/app.factory.js';
 import { AuthModule } from '../../apps/fhir-gateway/src/auth/auth.module.js';
+import { ClientRepository } from '../../apps/fhir-gateway/src/auth/client.repository.js';
+import type { PublicJwks } from '../../apps/fhir-gateway/src/auth/jwks.js';
 import { loadConfig } from '../../apps/fhir-gateway/src/config/config.js';
 import { createFreshDatabase, testServerUrl } from './database.js';
 import { makeTestClient, requestToken } from './smart-client.js';
@@ -59,10 +61,12 @@ export async function startTestGateway(
     databaseUrl: fresh?.url,
     token: async (scopes = 'system/*.cruds') => {
       const client = await makeTestClient();
-      await gateway.storage.db.query(
-        'INSERT INTO auth_client (id, name, jwks, scopes) VALUES ($1, $2, $3, $4)',
-        [client.clientId, 'e2e test client', JSON.stringify(client.publicJwks), scopes],
-      );
+      await new ClientRepository(gateway.storage.db).insert({
+        id: client.clientId,
+        name: 'e2e test client',
+        jwks: client.publicJwks as PublicJwks,
+        scopes,
+      });
       return requestToken(config.baseUrl, client, scopes);
     },
     close: async () => {
