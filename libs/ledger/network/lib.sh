@@ -61,6 +61,13 @@ wait_port_closed() {
   done
 }
 
+# Refuses to start a node whose port is already taken by a process this network did not start
+# (another checkout's network, say): waiting for the port would otherwise succeed wrongly.
+assert_port_free() {
+  port_open "$1" && die "127.0.0.1:$1 ($2) is already in use by another process; stop it (or its network) first"
+  return 0
+}
+
 # Starts "$@" in its own session so it outlives the calling npm script; records its pid.
 spawn() {
   local name=$1
@@ -88,6 +95,8 @@ stop_node() {
 
 start_orderer() {
   is_alive orderer && return 0
+  assert_port_free $ORDERER_PORT orderer
+  assert_port_free $ORDERER_ADMIN_PORT "orderer admin"
   log "starting orderer on 127.0.0.1:$ORDERER_PORT (admin :$ORDERER_ADMIN_PORT)"
   spawn orderer env \
     FABRIC_CFG_PATH="$RUN_DIR/config" \
@@ -118,6 +127,8 @@ start_peer() {
   local org=$1 home
   is_alive "peer0.$org" && return 0
   home="$(peer_home "$org")"
+  assert_port_free "${PEER_PORT[$org]}" "peer0.$org"
+  assert_port_free "${PEER_CC_PORT[$org]}" "peer0.$org chaincode callback"
   log "starting peer0.$org on 127.0.0.1:${PEER_PORT[$org]}"
   spawn "peer0.$org" env \
     FABRIC_CFG_PATH="$RUN_DIR/config" \
@@ -147,6 +158,7 @@ start_chaincode() {
   is_alive chaincode && return 0
   local pkgid
   pkgid="$(cat "$RUN_DIR/cc/package-id")"
+  assert_port_free "${CC_ADDRESS##*:}" chaincode
   log "starting chaincode server on $CC_ADDRESS ($pkgid)"
   # Run from the chaincode folder: fabric-chaincode-node loads ./package.json's main.
   spawn chaincode env -C "$NET_DIR/../chaincode" CORE_CHAINCODE_LOGGING_LEVEL=warning \

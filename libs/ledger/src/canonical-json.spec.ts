@@ -2,13 +2,14 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { canonicalJson } from './canonical-json.js';
 
-const json = fc.jsonValue({ maxDepth: 4 }).filter((v) => !JSON.stringify(v).includes('-0'));
+const json = fc.jsonValue({ maxDepth: 4 });
 
 describe('canonicalJson', () => {
   it('is plain JSON that parses back to the same value', () => {
     fc.assert(
       fc.property(json, (v) => {
-        expect(JSON.parse(canonicalJson(v))).toEqual(v);
+        // Compared with a JSON round trip: -0 becomes 0 in both, as RFC 8785 wants.
+        expect(JSON.parse(canonicalJson(v))).toEqual(JSON.parse(JSON.stringify(v)));
       }),
     );
   });

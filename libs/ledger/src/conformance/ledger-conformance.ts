@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InMemoryCheckpointer } from '../checkpointer.js';
 import type { GrantInput, GrantRecord, IdentityRecord } from '../contracts/index.js';
 import { LedgerError, type LedgerErrorCode } from '../ledger.error.js';
-import type { Ledger, LedgerEvent, LedgerEventStream } from '../ledger.port.js';
+import type { Ledger, LedgerCall, LedgerEvent, LedgerEventStream, SubmitResult } from '../ledger.port.js';
 import { delegatePayload, grantPayload, revokePayload, signCanonical, signTreeHead } from '../signing.js';
 
 /**
@@ -77,13 +77,34 @@ export function ledgerConformance(name: string, makeFixture: () => Promise<Confo
     const patientId = `${run}-pat-1`;
     const gatewayId = `${run}-gw-1`;
 
+    /**
+     * Waits until both organisations' peers have committed `r`. On Fabric, submit resolves when
+     * the gateway's own peer has committed; the other hospital's peer may be a block behind for
+     * a moment, and every write here is endorsed by both, so a dependent write (or a read on the
+     * other peer) must wait for it. Seeing the transaction's event on a peer proves the commit.
+     */
+    const settled = async (r: SubmitResult): Promise<void> => {
+      for (const l of [f.org1, f.org2]) {
+        const s = l.events({ startBlock: r.blockNumber });
+        try {
+          await nextEvents(s, 1, (e) => e.transactionId === r.transactionId, 15_000);
+        } finally {
+          s.close();
+        }
+      }
+    };
+    const commit = async (l: Ledger, call: LedgerCall): Promise<SubmitResult> => {
+      const r = await l.submit(call);
+      await settled(r);
+      return r;
+    };
     const submitJson = async <T>(
       l: Ledger,
       contract: 'consent' | 'anchor' | 'identity',
       fn: string,
       ...args: string[]
     ): Promise<{ value: T; blockNumber: bigint; transactionId: string }> => {
-      const r = await l.submit({ contract, fn, args });
+      const r = await commit(l, { contract, fn, args });
       return { value: JSON.parse(r.result) as T, blockNumber: r.blockNumber, transactionId: r.transactionId };
     };
     const evalJson = async <T>(
@@ -119,7 +140,7 @@ export function ledgerConformance(name: string, makeFixture: () => Promise<Confo
 
     beforeAll(async () => {
       f = await makeFixture();
-      await f.org1.submit({
+      await commit(f.org1, {
         contract: 'identity',
         fn: 'register',
         args: [
@@ -133,7 +154,7 @@ export function ledgerConformance(name: string, makeFixture: () => Promise<Confo
           }),
         ],
       });
-      await f.org1.submit({
+      await commit(f.org1, {
         contract: 'identity',
         fn: 'register',
         args: [
@@ -327,7 +348,7 @@ export function ledgerConformance(name: string, makeFixture: () => Promise<Confo
       it('refuses replaying a signed grant and bad input', async () => {
         const g = grantOf(`${run}-g-3`, 1, [`${run}-prac-a`]);
         const args = signedGrant(g);
-        await f.org1.submit({ contract: 'consent', fn: 'grant', args });
+        await commit(f.org1, { contract: 'consent', fn: 'grant', args });
         await expectLedgerError(
           f.org1.submit({ contract: 'consent', fn: 'grant', args }),
           'REJECTED_BY_CONTRACT',
@@ -347,7 +368,7 @@ export function ledgerConformance(name: string, makeFixture: () => Promise<Confo
 
       it('lets a delegate the patient authorised grant by its own certificate, and nobody else', async () => {
         const delegateId = `${run}-prac-deleg`;
-        await f.org1.submit({
+        await commit(f.org1, {
           contract: 'identity',
           fn: 'register',
           args: [
@@ -367,7 +388,7 @@ export function ledgerConformance(name: string, makeFixture: () => Promise<Confo
           'NOT_AUTHORIZED',
         );
         const sig = signCanonical(patientKey, delegatePayload(patientId, delegateId, true, 1));
-        await f.org1.submit({
+        await commit(f.org1, {
           contract: 'identity',
           fn: 'setDelegate',
           args: [patientId, delegateId, 'true', JSON.stringify({ signature: sig })],
@@ -410,7 +431,7 @@ export function ledgerConformance(name: string, makeFixture: () => Promise<Confo
         const keys = Array.from({ length: n }, () => generateKeyPairSync('ed25519').privateKey);
         await Promise.all(
           keys.map((k, i) =>
-            f.org1.submit({
+            commit(f.org1, {
               contract: 'identity',
               fn: 'register',
               args: [
@@ -427,7 +448,7 @@ export function ledgerConformance(name: string, makeFixture: () => Promise<Confo
         );
         const results = await Promise.all(
           keys.map((k, i) =>
-            f.org2.submit({
+            commit(f.org2, {
               contract: 'consent',
               fn: 'grant',
               args: signedGrant(grantOf(`${run}-cg-${i}`, 1, [`${run}-prac-z`], `${run}-cp-${i}`), k),
@@ -455,8 +476,8 @@ export function ledgerConformance(name: string, makeFixture: () => Promise<Confo
         );
 
       it('anchors growing heads and reads them back by log id and size', async () => {
-        await f.org1.submit({ contract: 'anchor', fn: 'anchor', args: [head(10)] });
-        await f.org1.submit({ contract: 'anchor', fn: 'anchor', args: [head(25)] });
+        await commit(f.org1, { contract: 'anchor', fn: 'anchor', args: [head(10)] });
+        await commit(f.org1, { contract: 'anchor', fn: 'anchor', args: [head(25)] });
         const h10 = await evalJson<{ treeSize: number; rootHash: string; signer: string }>(
           f.org2,
           'anchor',
@@ -494,7 +515,7 @@ export function ledgerConformance(name: string, makeFixture: () => Promise<Confo
           ),
         );
         const results = await Promise.all(
-          heads.map((h) => f.org1.submit({ contract: 'anchor', fn: 'anchor', args: [h] })),
+          heads.map((h) => commit(f.org1, { contract: 'anchor', fn: 'anchor', args: [h] })),
         );
         expect(results).toHaveLength(4);
       });
@@ -511,12 +532,12 @@ export function ledgerConformance(name: string, makeFixture: () => Promise<Confo
               signer: gatewayId,
             }),
           );
-        await f.org1.submit({ contract: 'anchor', fn: 'anchor', args: [h(1)] });
+        await commit(f.org1, { contract: 'anchor', fn: 'anchor', args: [h(1)] });
         // On Fabric both are endorsed against the same state; one is invalidated by MVCC at commit
         // and FabricLedger retries it as a new proposal, which then sees the other's head.
         const outcomes = await Promise.all(
           [30, 40].map((n) =>
-            f.org1.submit({ contract: 'anchor', fn: 'anchor', args: [h(n)] }).then(
+            commit(f.org1, { contract: 'anchor', fn: 'anchor', args: [h(n)] }).then(
               () => 'ok',
               (e: unknown) => (e instanceof LedgerError ? `${e.code}/${e.reason ?? ''}` : String(e)),
             ),
@@ -549,7 +570,7 @@ export function ledgerConformance(name: string, makeFixture: () => Promise<Confo
       it('delivers chaincode events in order and resumes from a checkpoint exactly once', async () => {
         const pid = `${run}-ev-pat`;
         const key = generateKeyPairSync('ed25519').privateKey;
-        const reg = await f.org1.submit({
+        const reg = await commit(f.org1, {
           contract: 'identity',
           fn: 'register',
           args: [
