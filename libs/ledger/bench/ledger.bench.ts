@@ -1,5 +1,6 @@
 // Ledger benchmark: the same scenarios on the embedded ledger and, when the local network is up
-// (npm run fabric:up), on Fabric, side by side. `npm run bench:ledger [-- --quick] [-- --no-fabric]`
+// (npm run fabric:up), on Fabric, side by side.
+//   npm run bench:ledger [-- --quick] [-- --no-fabric] [-- --clients=8]
 //  - submit latency (sequential consent grants, p50/p99)
 //  - submits/s with concurrent clients
 //  - evaluate latency (consent:get)
@@ -18,6 +19,7 @@ import { grantPayload, signCanonical } from '../src/signing.js';
 
 const quick = process.argv.includes('--quick');
 const noFabric = process.argv.includes('--no-fabric');
+const clientsArg = Number(process.argv.find((a) => a.startsWith('--clients='))?.split('=')[1] ?? 8);
 
 interface Sizes {
   sequential: number;
@@ -30,14 +32,14 @@ const sizes = (fabric: boolean): Sizes =>
   fabric
     ? {
         sequential: quick ? 15 : 40,
-        clients: 8,
+        clients: clientsArg,
         perClient: quick ? 5 : 15,
         evaluates: quick ? 50 : 200,
         events: quick ? 10 : 30,
       }
     : {
         sequential: quick ? 100 : 500,
-        clients: 8,
+        clients: clientsArg,
         perClient: quick ? 50 : 250,
         evaluates: quick ? 500 : 2000,
         events: quick ? 50 : 200,
@@ -236,7 +238,7 @@ const header = [
   'adapter',
   'submit p50 ms',
   'submit p99 ms',
-  'submits/s (8 clients)',
+  `submits/s (${clientsArg} clients)`,
   'evaluate p50 ms',
   'evaluate p99 ms',
   'commit->event p50 ms',
