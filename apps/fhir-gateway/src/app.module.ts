@@ -1,6 +1,6 @@
 import { type DynamicModule, Module, type Provider, type Type } from '@nestjs/common';
 import { ACCESS_VERIFIER, FHIR_ENGINE, LOGGER, STORAGE } from './app.providers.js';
-import { APP_CONFIG, DATABASE } from './app.tokens.js';
+import { APP_CONFIG, DATABASE, KEY_PROVIDER } from './app.tokens.js';
 import type { AppConfig } from './config/config.js';
 import type { FhirEngine } from './fhir/fhir-engine.js';
 import { HealthController } from './health/health.controller.js';
@@ -27,6 +27,7 @@ export class AppModule {
     const core: Provider[] = [
       { provide: APP_CONFIG, useValue: deps.config },
       { provide: DATABASE, useValue: deps.storage.db },
+      { provide: KEY_PROVIDER, useValue: deps.storage.provider },
       { provide: STORAGE, useValue: deps.storage },
       { provide: FHIR_ENGINE, useValue: deps.engine },
       { provide: LOGGER, useValue: deps.logger },

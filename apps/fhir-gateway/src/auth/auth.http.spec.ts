@@ -9,7 +9,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { APP_CONFIG, DATABASE } from '../app.tokens.js';
+import { LocalKeyringProvider } from '#crypto';
+import { APP_CONFIG, DATABASE, KEY_PROVIDER } from '../app.tokens.js';
 import { loadConfig, type AppConfig } from '../config/config.js';
 import type { Database } from '../database/database.js';
 import { FhirExceptionFilter } from '../http/exception.filter.js';
@@ -65,8 +66,9 @@ beforeAll(async () => {
     providers: [
       { provide: APP_CONFIG, useValue: config },
       { provide: DATABASE, useValue: db },
+      { provide: KEY_PROVIDER, useValue: LocalKeyringProvider.openOrCreate(join(dir, 'keyring.json')) },
     ],
-    exports: [APP_CONFIG, DATABASE],
+    exports: [APP_CONFIG, DATABASE, KEY_PROVIDER],
   })
   class CoreModule {}
 

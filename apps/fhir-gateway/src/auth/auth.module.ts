@@ -1,10 +1,9 @@
 import { Inject, Module, type OnModuleInit } from '@nestjs/common';
 import type { KeyProvider } from '#crypto';
 import { ACCESS_VERIFIER } from '../app.providers.js';
-import { APP_CONFIG, DATABASE } from '../app.tokens.js';
+import { APP_CONFIG, DATABASE, KEY_PROVIDER } from '../app.tokens.js';
 import type { AppConfig } from '../config/config.js';
 import type { Database } from '../database/database.js';
-import { openKeyProvider } from '../store/storage.factory.js';
 import { AuthController } from './auth.controller.js';
 import { AuthService } from './auth.service.js';
 import { ClientAssertionService } from './client-assertion.service.js';
@@ -14,8 +13,6 @@ import { SigningKeyRepository } from './signing-key.repository.js';
 import { SigningKeyService } from './signing-key.service.js';
 import { TokenService, type TokenSettings } from './token.service.js';
 
-/** The KEK provider that seals the server's private signing keys; built from the same config as storage. */
-export const AUTH_KEY_PROVIDER = Symbol('AUTH_KEY_PROVIDER');
 const TOKEN_SETTINGS = Symbol('TOKEN_SETTINGS');
 
 export function tokenSettings(config: Pick<AppConfig, 'baseUrl' | 'tokenTtlSeconds'>): TokenSettings {
@@ -24,14 +21,13 @@ export function tokenSettings(config: Pick<AppConfig, 'baseUrl' | 'tokenTtlSecon
 
 /**
  * SMART on FHIR backend services: discovery, the token endpoint and bearer-token verification. Needs
- * APP_CONFIG and DATABASE from the app module (global). Exports AuthService, also bound to
+ * APP_CONFIG, DATABASE and KEY_PROVIDER from the app module (global). Exports AuthService, also bound to
  * ACCESS_VERIFIER for the FHIR controller. On init it makes sure a signing key exists and, on the embedded
  * default, registers the dev client.
  */
 @Module({
   controllers: [AuthController],
   providers: [
-    { provide: AUTH_KEY_PROVIDER, useFactory: (c: AppConfig) => openKeyProvider(c), inject: [APP_CONFIG] },
     { provide: TOKEN_SETTINGS, useFactory: tokenSettings, inject: [APP_CONFIG] },
     { provide: ClientRepository, useFactory: (db: Database) => new ClientRepository(db), inject: [DATABASE] },
     {
@@ -42,7 +38,7 @@ export function tokenSettings(config: Pick<AppConfig, 'baseUrl' | 'tokenTtlSecon
     {
       provide: SigningKeyService,
       useFactory: (repo: SigningKeyRepository, kp: KeyProvider) => new SigningKeyService(repo, kp),
-      inject: [SigningKeyRepository, AUTH_KEY_PROVIDER],
+      inject: [SigningKeyRepository, KEY_PROVIDER],
     },
     {
       provide: ClientAssertionService,

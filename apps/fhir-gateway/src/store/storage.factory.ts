@@ -10,6 +10,7 @@ import { ResourceStore } from './resource.store.js';
 
 export interface Storage {
   db: Database;
+  provider: KeyProvider;
   keys: DataKeyService;
   store: ResourceStore;
 }
@@ -31,5 +32,5 @@ export function openKeyProvider(config: AppConfig): KeyProvider {
 
 export function createStorage(db: Database, provider: KeyProvider): Storage {
   const keys = new DataKeyService(provider, new DataKeyRepository(db));
-  return { db, keys, store: new ResourceStore(db, keys) };
+  return { db, provider, keys, store: new ResourceStore(db, keys) };
 }
