@@ -1,6 +1,5 @@
 import { mkdtempSync } from 'node:fs';
 import type { DestinationStream } from 'pino';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createGateway, type Gateway } from '../../apps/fhir-gateway/src/app.factory.js';
@@ -9,6 +8,7 @@ import { ClientRepository } from '../../apps/fhir-gateway/src/auth/client.reposi
 import type { PublicJwks } from '../../apps/fhir-gateway/src/auth/jwks.js';
 import { loadConfig } from '../../apps/fhir-gateway/src/config/config.js';
 import { createFreshDatabase, testServerUrl } from './database.js';
+import { freePort } from './net.js';
 import { makeTestClient, requestToken } from './smart-client.js';
 
 export interface RunningGateway {
@@ -20,17 +20,6 @@ export interface RunningGateway {
   /** Registers a fresh SMART client allowed `scopes` and returns an access token from the real token endpoint. */
   token(scopes?: string): Promise<string>;
   close(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /**

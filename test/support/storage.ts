@@ -16,31 +16,40 @@ export interface TestStorage extends Storage {
   close(): Promise<void>;
 }
 
-/** Migrated storage with its own keyring: in-memory PGlite, or a fresh database on TEST_DATABASE_URL. */
-export async function openTestStorage(): Promise<TestStorage> {
+/**
+ * A migrated database of the suite's own: in-memory PGlite, or a fresh database on TEST_DATABASE_URL that
+ * close() drops again.
+ */
+export async function openTestDatabase(): Promise<Database & { url?: string }> {
   const server = testServerUrl();
-  let db: Database;
-  let drop = async () => undefined as void;
-  let databaseUrl: string | undefined;
-  if (server) {
-    const fresh = await createFreshDatabase(server);
-    db = new PostgresDatabase(fresh.url);
-    drop = fresh.drop;
-    databaseUrl = fresh.url;
-  } else {
-    db = await PgliteDatabase.open();
+  if (!server) {
+    const db = await PgliteDatabase.open();
+    await migrate(db, migrations);
+    return db;
   }
+  const fresh = await createFreshDatabase(server);
+  const db = new PostgresDatabase(fresh.url);
   await migrate(db, migrations);
+  const close = db.close.bind(db);
+  return Object.assign(db, {
+    url: fresh.url,
+    close: async () => {
+      await close();
+      await fresh.drop();
+    },
+  });
+}
+
+/** Migrated storage with its own keyring on a database from openTestDatabase(). */
+export async function openTestStorage(): Promise<TestStorage> {
+  const db = await openTestDatabase();
   const keyring = LocalKeyringProvider.openOrCreate(
     join(mkdtempSync(join(tmpdir(), 'gw-keys-')), 'keyring.json'),
   );
   const storage = createStorage(db, keyring);
   return {
     ...storage,
-    databaseUrl,
-    close: async () => {
-      await db.close();
-      await drop();
-    },
+    databaseUrl: db.url,
+    close: () => db.close(),
   };
 }

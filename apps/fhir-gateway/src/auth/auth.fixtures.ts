@@ -1,6 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { EnvKeyProvider } from '#crypto';
-import pg from 'pg';
 import {
   SignJWT,
   calculateJwkThumbprint,
@@ -11,11 +10,8 @@ import {
   type JWK,
   type JWTHeaderParameters,
 } from 'jose';
+import { openTestDatabase } from '../../../../test/support/storage.js';
 import type { Database } from '../database/database.js';
-import { migrations } from '../database/migrations/index.js';
-import { migrate } from '../database/migrator.js';
-import { PgliteDatabase } from '../database/pglite.database.js';
-import { PostgresDatabase } from '../database/postgres.database.js';
 import { publicPart, type PublicJwk, type SigningAlg } from './jwks.js';
 
 /**
@@ -25,35 +21,7 @@ import { publicPart, type PublicJwk, type SigningAlg } from './jwks.js';
  * database of its own on that Postgres server, dropped again by close().
  */
 export async function freshDatabase(): Promise<Database> {
-  const server = process.env.TEST_DATABASE_URL;
-  if (!server) {
-    const db = await PgliteDatabase.open();
-    await migrate(db, migrations);
-    return db;
-  }
-  const name = `gw_auth_test_${randomBytes(6).toString('hex')}`;
-  await adminQuery(server, `CREATE DATABASE ${name}`);
-  const url = new URL(server);
-  url.pathname = `/${name}`;
-  const db = new PostgresDatabase(url.toString(), 4);
-  await migrate(db, migrations);
-  const close = db.close.bind(db);
-  return Object.assign(db, {
-    close: async () => {
-      await close();
-      await adminQuery(server, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    },
-  });
-}
-
-async function adminQuery(server: string, sql: string): Promise<void> {
-  const admin = new pg.Client({ connectionString: server });
-  await admin.connect();
-  try {
-    await admin.query(sql);
-  } finally {
-    await admin.end();
-  }
+  return openTestDatabase();
 }
 
 export function testKeyProvider(): EnvKeyProvider {

@@ -5,11 +5,11 @@ import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fa
 import type { FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, statSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalKeyringProvider } from '#crypto';
+import { freePort } from '../../../../test/support/net.js';
 import { APP_CONFIG, DATABASE, KEY_PROVIDER } from '../app.tokens.js';
 import { loadConfig, type AppConfig } from '../config/config.js';
 import type { Database } from '../database/database.js';
@@ -43,17 +43,6 @@ let app: NestFastifyApplication;
 let rsa: TestClientKey;
 let ec: TestClientKey;
 let tokenUrl: string;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 beforeAll(async () => {
   const dir = mkdtempSync(join(tmpdir(), 'auth-http-'));

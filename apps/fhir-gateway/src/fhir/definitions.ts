@@ -21,6 +21,9 @@ export interface R4Definitions {
 
 let loaded: R4Definitions | undefined;
 
+/** Medplum's R4 bundle carries SubscriptionStatus, which is R4B (https://hl7.org/fhir/R4B/subscriptionstatus.html). */
+const NOT_IN_R4 = new Set(['SubscriptionStatus']);
+
 export function loadR4Definitions(): R4Definitions {
   if (loaded) return loaded;
   const types = readJson('fhir/r4/profiles-types.json') as Bundle<StructureDefinition>;
@@ -36,6 +39,7 @@ export function loadR4Definitions(): R4Definitions {
   for (const entry of resources.entry ?? []) {
     const sd = entry.resource;
     if (sd?.resourceType !== 'StructureDefinition' || sd.kind !== 'resource' || sd.abstract) continue;
+    if (NOT_IN_R4.has(sd.type)) continue;
     resourceTypes.add(sd.type);
     const summary = new Set<string>(['id', 'meta']);
     const mandatory = new Set<string>(['id', 'meta']);

@@ -41,3 +41,31 @@ describe('required bindings', () => {
     ).toEqual(['Patient.contact[1].gender']);
   });
 });
+
+describe('required bindings, edge cases found on the official examples', () => {
+  it('allows null fillers in primitive arrays (R4 json.html#primitive)', () => {
+    expect(
+      paths({
+        resourceType: 'PractitionerRole',
+        availableTime: [
+          {
+            daysOfWeek: ['mon', null],
+            _daysOfWeek: [null, { extension: [{ url: 'http://x', valueString: 'y' }] }],
+          },
+        ],
+      }),
+    ).toEqual([]);
+  });
+
+  it('rejects abstract codes and Object.prototype keys without crashing', () => {
+    expect(
+      paths({ resourceType: 'Questionnaire', status: 'draft', item: [{ linkId: '1', type: 'question' }] }),
+    ).toEqual(['Questionnaire.item[0].type']);
+    expect(paths({ resourceType: 'Patient', constructor: 'x' })).toEqual(['Patient.constructor']);
+  });
+
+  it('does not take R4B types for R4', () => {
+    expect(defs.resourceTypes.has('SubscriptionStatus')).toBe(false);
+    expect(defs.resourceTypes.has('Patient')).toBe(true);
+  });
+});

@@ -74,13 +74,28 @@ export class RequiredBindings {
     } catch {
       return;
     }
+    if (!schema?.elements) return;
     for (const [key, child] of Object.entries(value as Record<string, unknown>)) {
       if (key.startsWith('_') || key === 'resourceType' || key === 'extension' || key === 'modifierExtension')
         continue;
       const found = resolveElement(schema.elements, key);
-      if (!found) continue;
+      if (!found) {
+        // Medplum's validator misses keys that are names of Object.prototype ("constructor", "toString").
+        if (key in Object.prototype) {
+          issues.push({
+            severity: 'error',
+            code: 'structure',
+            diagnostics: `Invalid additional property "${key}"`,
+            expression: [`${path}.${key}`],
+          });
+        }
+        continue;
+      }
       const items = Array.isArray(child) ? child : [child];
       items.forEach((item, i) => {
+        // A null in a primitive array is the JSON filler for an entry that has only extensions (in `_key[i]`):
+        // there is no code to check (https://hl7.org/fhir/R4/json.html#primitive).
+        if (item === null && Array.isArray(child)) return;
         const itemPath = `${path}.${key}${Array.isArray(child) ? `[${i}]` : ''}`;
         this.checkItem(found.element, found.type, item, itemPath, issues);
       });
@@ -155,7 +170,8 @@ export class RequiredBindings {
           return undefined;
         const visit = (cs2: CodeSystemConcept[]) => {
           for (const c of cs2) {
-            add(inc.system!, c.code);
+            // Abstract codes (notSelectable) are grouping nodes, not valid values: the official expansions omit them.
+            if (!isNotSelectable(c)) add(inc.system!, c.code);
             if (c.concept) visit(c.concept);
           }
         };
@@ -165,6 +181,12 @@ export class RequiredBindings {
     if (vs.compose.exclude?.length) return undefined;
     return out;
   }
+}
+
+function isNotSelectable(c: CodeSystemConcept): boolean {
+  return !!c.property?.some(
+    (p) => (p.code === 'notSelectable' || p.code === 'abstract') && p.valueBoolean === true,
+  );
 }
 
 function matchesCoding(exp: Expansion, coding: unknown): boolean {
@@ -177,7 +199,8 @@ function resolveElement(
   elements: Record<string, InternalSchemaElement>,
   key: string,
 ): { element: InternalSchemaElement; type: string } | undefined {
-  const direct = elements[key];
+  // Own properties only: a JSON key such as "constructor" or "toString" must not resolve to Object.prototype.
+  const direct = Object.hasOwn(elements, key) ? elements[key] : undefined;
   if (direct) return { element: direct, type: direct.type[0]?.code ?? '' };
   for (const [name, el] of Object.entries(elements)) {
     if (!name.endsWith('[x]')) continue;
