@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
 import {
   connect,
+  GatewayError,
   hash,
   type ChaincodeEvent,
   type Contract,
@@ -41,6 +42,14 @@ export interface FabricLedgerOptions {
   /** Event stream: delay before reconnecting after the peer went away. */
   reconnectDelayMs?: number;
 }
+
+const PERMANENT_STREAM_ERRORS = new Set<number>([
+  grpc.status.INVALID_ARGUMENT,
+  grpc.status.NOT_FOUND,
+  grpc.status.PERMISSION_DENIED,
+  grpc.status.UNAUTHENTICATED,
+  grpc.status.UNIMPLEMENTED,
+]);
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -199,8 +208,13 @@ export class FabricLedger implements Ledger {
             startBlock = undefined;
             queue.push(e);
           }
-        } catch {
-          // Peer gone or stream broken: reconnect from the last delivered event.
+        } catch (e) {
+          // Peer gone, restarting, stream reset: reconnect from the last delivered event. Errors
+          // that retrying cannot heal (access denied, unknown channel or chaincode) end the stream.
+          if (!stopped && e instanceof GatewayError && PERMANENT_STREAM_ERRORS.has(e.code)) {
+            queue.end(toLedgerError(e, 'chaincode events'));
+            return;
+          }
         } finally {
           current = undefined;
         }
