@@ -7,11 +7,10 @@
 # Sources, tried in order:
 #   1. the cache (a stamp file records the pinned commit);
 #   2. `go install` from the Go module proxy at the pseudo-version of the pinned commit;
-#   3. a local Fabric source tree (FABRIC_SRC_DIR), else the source bundle committed in
-#      third_party/ (the pinned commit's files the binaries need, with Fabric's vendor/; see
-#      make-fabric-src-bundle.sh), else a git directory (FABRIC_GIT_DIR) holding the commit;
-#      built offline with -mod=vendor. The Go module proxy reachable here refuses the
-#      github.com/hyperledger/* modules (403), so on such machines this is the way that works.
+#   3. a Fabric source tree you already have at the pinned commit (FABRIC_SRC_DIR), or a git
+#      directory holding that commit (FABRIC_GIT_DIR), built offline with -mod=vendor.
+# Note: the Go module proxy reachable from this project's development machines refuses the
+# github.com/hyperledger/* modules (403 "not available"); there, step 2 fails and only step 3 works.
 set -euo pipefail
 
 FABRIC_COMMIT=86c1172bec37e6590c6b1ae6f847833df48d65fc
@@ -62,24 +61,12 @@ from_proxy() {
   done
 }
 
-BUNDLE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/third_party/fabric-v${FABRIC_VERSION}-min-src.tar.xz"
-
 from_source() {
   local src="${FABRIC_SRC_DIR:-}" tmp=""
-  if [[ -z "$src" && -f "$BUNDLE" ]]; then
-    tmp="$CACHE/src-${FABRIC_COMMIT:0:12}-bundle"
-    if [[ ! -f "$tmp/go.mod" ]]; then
-      rm -rf "$tmp" && mkdir -p "$tmp"
-      tar -xJf "$BUNDLE" -C "$tmp"
-    fi
-    src="$tmp"
-  fi
   if [[ -z "$src" ]]; then
     local gitdir="${FABRIC_GIT_DIR:-}"
     if [[ -z "$gitdir" ]]; then
-      for cand in /work/.mirror/hyperledger+fabric/repo "$CACHE/fabric.git"; do
-        [[ -d "$cand" ]] && gitdir="$cand" && break
-      done
+      [[ -d "$CACHE/fabric.git" ]] && gitdir="$CACHE/fabric.git"
     fi
     [[ -n "$gitdir" ]] || return 1
     git --git-dir="$gitdir" cat-file -e "${FABRIC_COMMIT}^{commit}" 2>/dev/null || return 1
