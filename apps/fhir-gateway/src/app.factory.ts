@@ -74,7 +74,13 @@ export async function createGateway(
     'application/x-www-form-urlencoded',
     { parseAs: 'string' },
     (_req, body, done) => {
-      done(null, Object.fromEntries(new URLSearchParams(body as string)));
+      // A repeated key keeps all its values (search forms repeat parameters to AND them).
+      const form: Record<string, string | string[]> = {};
+      for (const [k, v] of new URLSearchParams(body as string)) {
+        const prev = form[k];
+        form[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
+      }
+      done(null, form);
     },
   );
   app.useGlobalFilters(new FhirExceptionFilter(logger));

@@ -5,3 +5,4 @@ export { LocalKeyringProvider } from './local-keyring.provider.js';
 export { EnvKeyProvider } from './env-key.provider.js';
 export * from './data-key.store.js';
 export * from './data-key.service.js';
+export { BlindIndexer, normalizeSearchString } from './blind-index.js';

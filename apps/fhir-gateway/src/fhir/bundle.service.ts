@@ -43,6 +43,8 @@ export class BundleService {
   constructor(
     private readonly store: ResourceStore,
     private readonly keyScopeOf: (resource: AnyResource, id: string) => string,
+    /** Awaited before a transaction opens: whatever must not be loaded from inside it (search keys). */
+    private readonly beforeTransaction: () => Promise<void> = async () => undefined,
   ) {}
 
   attach(handler: EntryHandler): void {
@@ -113,6 +115,7 @@ export class BundleService {
             : undefined;
       if (id) scopes.push(this.keyScopeOf(e.resource, id));
     }
+    await this.beforeTransaction();
     const responses = await this.store.write(async (repo) => {
       const out = new Array<BundleEntry>(entries.length);
       for (const e of ordered) {

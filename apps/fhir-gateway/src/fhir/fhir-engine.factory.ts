@@ -6,17 +6,23 @@ import { FhirEngine } from './fhir-engine.js';
 import { HistoryService } from './history.service.js';
 import { ResourceService } from './resource.service.js';
 import { keyScopeFor, patientCompartments } from './resource-json.js';
+import { SearchIndex } from '../search/search-index.js';
+import { SearchService } from '../search/search.service.js';
 
 /** Wires the transport-free engine; the Nest module and the tests both use it. */
 export function createFhirEngine(store: ResourceStore, serverBaseUrl: string, version = '0.1.0'): FhirEngine {
   const defs = loadR4Definitions();
   const fhirBase = `${serverBaseUrl}/fhir`;
-  const bundles = new BundleService(store, (resource, id) =>
-    keyScopeFor(patientCompartments(defs, resource, id)),
+  const searchIndex = new SearchIndex(store.keys);
+  const bundles = new BundleService(
+    store,
+    (resource, id) => keyScopeFor(patientCompartments(defs, resource, id)),
+    () => searchIndex.ready(),
   );
   const engine = new FhirEngine(
     defs,
-    new ResourceService(defs, store),
+    new ResourceService(defs, store, searchIndex),
+    new SearchService(store, searchIndex, fhirBase),
     new HistoryService(store, fhirBase),
     bundles,
     new CapabilityService(defs, serverBaseUrl, version),

@@ -7,6 +7,7 @@ import type { HistoryService } from './history.service.js';
 import { FhirError } from './outcomes.js';
 import type { RequestContext } from './request-context.js';
 import type { ResourceService } from './resource.service.js';
+import type { SearchService } from '../search/search.service.js';
 import { preferReturn, readResponse, versionHeaders, writeResponse } from './responses.js';
 import { parseSubset } from './subset.js';
 import { validationIssues } from './validator.js';
@@ -20,6 +21,7 @@ export class FhirEngine {
   constructor(
     private readonly defs: R4Definitions,
     private readonly resources: ResourceService,
+    private readonly searches: SearchService,
     private readonly histories: HistoryService,
     private readonly bundles: BundleService,
     private readonly capabilities: CapabilityService,
@@ -60,7 +62,8 @@ export class FhirEngine {
         const w = await this.resources.create(ctx, type, req.body, repo, req.assignedId);
         return writeResponse(this.baseUrl, w, preferReturn(req.headers.prefer));
       }
-      if (m === 'GET') throw new FhirError('not-implemented', 'search is not available yet');
+      if (m === 'GET')
+        return json(await this.searches.search(ctx, type, req.query, strictHandling(req.headers.prefer)));
       return notAllowed(['GET', 'POST']);
     }
     if (b === '$validate' && parts.length === 2) {
@@ -72,7 +75,13 @@ export class FhirEngine {
         : notAllowed(['GET']);
     }
     if (b === '_search' && parts.length === 2) {
-      throw new FhirError('not-implemented', 'search is not available yet');
+      if (m !== 'POST') return notAllowed(['POST']);
+      // POST [type]/_search: parameters in the form body and the URL together (R4 http.html#search).
+      const query: Record<string, string[]> = { ...req.query };
+      for (const [k, v] of Object.entries((req.body ?? {}) as Record<string, string | string[]>)) {
+        (query[k] ??= []).push(...(Array.isArray(v) ? v : [v]));
+      }
+      return json(await this.searches.search(ctx, type, query, strictHandling(req.headers.prefer)));
     }
     const id = b;
     if (c === undefined) {
@@ -157,6 +166,11 @@ export class FhirEngine {
       },
     };
   }
+}
+
+/** Prefer: handling=strict makes unknown search parameters an error (R4 search.html#errors). */
+function strictHandling(prefer: string | undefined): boolean {
+  return /(?:^|[,;\s])handling\s*=\s*strict/.test(prefer ?? '');
 }
 
 function json(body: object): FhirResponse {

@@ -14,6 +14,7 @@ import {
   type AnyResource,
 } from './resource-json.js';
 import { assertValid } from './validator.js';
+import type { SearchIndex } from '../search/search-index.js';
 
 export interface WriteResult {
   /** 201 when a resource (or a new life after deletion) was created, else 200. */
@@ -31,6 +32,7 @@ export class ResourceService {
   constructor(
     private readonly defs: R4Definitions,
     private readonly store: ResourceStore,
+    private readonly search: SearchIndex,
   ) {}
 
   assertType(type: string): void {
@@ -168,7 +170,13 @@ export class ResourceService {
         lastUpdated: new Date().toISOString(),
         deleted: true,
       };
-      await r.writeVersion({ ...version, keyScope: 'shared', references: [], compartments: [] });
+      await r.writeVersion({
+        ...version,
+        keyScope: 'shared',
+        references: [],
+        compartments: [],
+        searchTokens: [],
+      });
       return version;
     });
   }
@@ -209,6 +217,7 @@ export class ResourceService {
       keyScope: keyScopeFor(compartments),
       references: collectReferences(stored),
       compartments,
+      searchTokens: this.search.tokensOf(stored),
     });
     return {
       status,
@@ -226,12 +235,14 @@ export class ResourceService {
    * Runs fn in the caller's transaction, or in a new one whose data keys are made ready beforehand (a key
    * cannot be created inside a transaction; see ResourceStore.write).
    */
-  private inTx<T>(
+  private async inTx<T>(
     repo: ResourceRepository | undefined,
     compartments: readonly string[],
     fn: (r: ResourceRepository) => Promise<T>,
   ): Promise<T> {
-    return repo ? fn(repo) : this.store.write(fn, [keyScopeFor(compartments)]);
+    if (repo) return fn(repo);
+    await this.search.ready();
+    return this.store.write(fn, [keyScopeFor(compartments)]);
   }
 }
 

@@ -33,9 +33,10 @@ it('rotates the KEK, rewraps data keys, and reads with only the new KEK', async 
   const id = JSON.parse((res.body as Buffer).toString()).id as string;
 
   expect(keyring.rotate()).toBe('local-2');
-  expect(await rewrapDataKeys(db, keyring)).toBe(1);
+  // The patient's data key and the search-index root key.
+  expect(await rewrapDataKeys(db, keyring)).toBe(2);
   const { rows } = await db.query<{ kek_id: string }>('SELECT kek_id FROM data_key');
-  expect(rows.map((r) => r.kek_id)).toEqual(['local-2']);
+  expect(rows.map((r) => r.kek_id)).toEqual(['local-2', 'local-2']);
 
   // A server that no longer has local-1 at all still reads everything.
   const file = JSON.parse(readFileSync(path, 'utf8')) as { keys: { id: string; key: string }[] };

@@ -24,6 +24,8 @@ export interface NewVersion {
   keyScope: string;
   references: readonly { type: string; id: string }[];
   compartments: readonly string[];
+  /** Blind-index tokens (hex) per search parameter. */
+  searchTokens: readonly { param: string; token: string }[];
 }
 
 export interface HistoryQuery {
@@ -122,6 +124,8 @@ export class ResourceRepository {
     const refTypes = v.deleted ? [] : v.references.map((r) => r.type);
     const refIds = v.deleted ? [] : v.references.map((r) => r.id);
     const patients = v.deleted ? [] : [...v.compartments];
+    const tokenParams = v.deleted ? [] : v.searchTokens.map((t) => t.param);
+    const tokenHex = v.deleted ? [] : v.searchTokens.map((t) => t.token);
     await this.sql.query(
       `WITH history AS (
          INSERT INTO resource_history (resource_type, id, version_id, last_updated, deleted, dek_id, content)
@@ -140,6 +144,14 @@ export class ResourceRepository {
        ), new_refs AS (
          INSERT INTO resource_reference (resource_type, id, target_type, target_id)
          SELECT $1, $2, type, id FROM refs ON CONFLICT DO NOTHING
+       ), tokens AS (
+         SELECT DISTINCT t.param, decode(t.hex, 'hex') AS token FROM unnest($11::text[], $12::text[]) AS t(param, hex)
+       ), stale_tokens AS (
+         DELETE FROM search_token s WHERE $3 > 1 AND s.resource_type = $1 AND s.id = $2
+           AND (s.param, s.token) NOT IN (SELECT param, token FROM tokens)
+       ), new_tokens AS (
+         INSERT INTO search_token (resource_type, id, param, token)
+         SELECT $1, $2, param, token FROM tokens ON CONFLICT DO NOTHING
        ), stale_compartments AS (
          DELETE FROM resource_compartment c WHERE $3 > 1 AND c.resource_type = $1 AND c.id = $2
            AND c.patient_id <> ALL ($10::text[])
@@ -157,8 +169,46 @@ export class ResourceRepository {
         refTypes,
         refIds,
         patients,
+        tokenParams,
+        tokenHex,
       ],
     );
+  }
+
+  /**
+   * Search candidates in id order after `afterId`: current, not deleted, and holding at least one token of
+   * every condition. Tokens narrow; the caller re-checks every candidate on its decrypted content.
+   */
+  async searchCandidates(q: {
+    resourceType: string;
+    conditions: readonly { param: string; tokens: readonly string[] }[];
+    ids?: readonly string[];
+    lastUpdated: readonly { op: '>=' | '<' | 'not-in'; start: string; end?: string }[];
+    afterId?: string;
+    limit: number;
+  }): Promise<StoredVersion[]> {
+    const params: unknown[] = [q.resourceType];
+    const where = ['r.resource_type = $1', 'NOT r.deleted'];
+    const p = (v: unknown) => `$${params.push(v)}`;
+    if (q.afterId !== undefined) where.push(`r.id > ${p(q.afterId)}`);
+    if (q.ids) where.push(`r.id = ANY(${p([...q.ids])}::text[])`);
+    for (const c of q.lastUpdated) {
+      if (c.op === 'not-in')
+        where.push(`NOT (r.last_updated >= ${p(c.start)} AND r.last_updated < ${p(c.end)})`);
+      else if (c.end !== undefined)
+        where.push(`r.last_updated >= ${p(c.start)} AND r.last_updated < ${p(c.end)}`);
+      else where.push(`r.last_updated ${c.op} ${p(c.start)}`);
+    }
+    for (const c of q.conditions) {
+      where.push(`EXISTS (SELECT 1 FROM search_token t WHERE t.resource_type = r.resource_type AND t.id = r.id
+        AND t.param = ${p(c.param)} AND t.token IN (SELECT decode(x, 'hex') FROM unnest(${p([...c.tokens])}::text[]) AS x))`);
+    }
+    const { rows } = await this.sql.query<VersionRow>(
+      `SELECT r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, r.dek_id, r.content
+         FROM resource r WHERE ${where.join(' AND ')} ORDER BY r.id LIMIT ${p(q.limit)}`,
+      params,
+    );
+    return Promise.all(rows.map((r) => this.decrypt(r)));
   }
 
   /** Versions newest first, each with its seq for cursor paging. */

@@ -12,7 +12,7 @@ export class ResourceStore {
 
   constructor(
     private readonly db: Database,
-    private readonly keys: DataKeyService,
+    readonly keys: DataKeyService,
   ) {
     this.repo = new ResourceRepository(db, keys);
   }

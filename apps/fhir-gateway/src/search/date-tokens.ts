@@ -1,0 +1,66 @@
+/**
+ * Date blind-index tokens (issue: search over encrypted data). Every date endpoint is indexed at year,
+ * month and day granularity ("y:", "m:", "d:"), plus one marker of its own precision when coarser than a
+ * day ("Y:", "M:"). A query range is then covered by a short token list: whole years inside it by "y:",
+ * partly covered years by "Y:" and their months, partly covered months by "M:" and their days. Every value
+ * whose range can meet the query has a token in the cover; re-checking decrypted candidates removes the
+ * rest. Instants use UTC calendar units, as query ranges do.
+ */
+export const MIN_YEAR = 1800;
+export const MAX_YEAR = 2200;
+export const OPEN_START = 'o:start';
+export const OPEN_END = 'o:end';
+
+const pad = (n: number, w = 2) => String(n).padStart(w, '0');
+
+/** Tokens of one endpoint given as a FHIR date/dateTime/instant string. */
+export function endpointTokens(value: string): string[] {
+  const m = /^(\d{4})(?:-(\d{2})(?:-(\d{2})(T.*)?)?)?$/.exec(value);
+  if (!m) return [];
+  const [, y, mo, d, time] = m;
+  if (!mo) return [`y:${y}`, `Y:${y}`];
+  if (!d) return [`y:${y}`, `m:${y}-${mo}`, `M:${y}-${mo}`];
+  if (!time) return [`y:${y}`, `m:${y}-${mo}`, `d:${y}-${mo}-${d}`];
+  const t = new Date(value);
+  if (Number.isNaN(t.getTime())) return [];
+  const Y = t.getUTCFullYear();
+  const M = pad(t.getUTCMonth() + 1);
+  return [`y:${Y}`, `m:${Y}-${M}`, `d:${Y}-${M}-${pad(t.getUTCDate())}`];
+}
+
+/** The token cover of [start, end) in ms since epoch; undefined bounds mean open-ended. */
+export function coverTokens(start: number | undefined, end: number | undefined): string[] {
+  const lo = Math.max(start ?? -Infinity, Date.UTC(MIN_YEAR, 0, 1));
+  const hi = Math.min(end ?? Infinity, Date.UTC(MAX_YEAR, 0, 1));
+  const out: string[] = [];
+  if (start === undefined) out.push(OPEN_START);
+  if (end === undefined) out.push(OPEN_END);
+  if (!(lo < hi)) return out;
+  const first = new Date(lo).getUTCFullYear();
+  const last = new Date(hi - 1).getUTCFullYear();
+  for (let y = first; y <= last; y++) {
+    const ys = Date.UTC(y, 0, 1);
+    const ye = Date.UTC(y + 1, 0, 1);
+    if (lo <= ys && ye <= hi) {
+      out.push(`y:${y}`);
+      continue;
+    }
+    out.push(`Y:${y}`);
+    for (let mo = 0; mo < 12; mo++) {
+      const ms = Date.UTC(y, mo, 1);
+      const me = Date.UTC(y, mo + 1, 1);
+      if (me <= lo || ms >= hi) continue;
+      if (lo <= ms && me <= hi) {
+        out.push(`m:${y}-${pad(mo + 1)}`);
+        continue;
+      }
+      out.push(`M:${y}-${pad(mo + 1)}`);
+      for (let d = 1; Date.UTC(y, mo, d) < me; d++) {
+        const ds = Date.UTC(y, mo, d);
+        if (ds + 86_400_000 <= lo || ds >= hi) continue;
+        out.push(`d:${y}-${pad(mo + 1)}-${pad(d)}`);
+      }
+    }
+  }
+  return out;
+}

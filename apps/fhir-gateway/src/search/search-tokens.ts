@@ -1,0 +1,96 @@
+import { evalFhirPath } from '@medplum/core';
+import { normalizeSearchString } from '#crypto';
+import type { AnyResource } from '../fhir/resource-json.js';
+import { endpointTokens, OPEN_END, OPEN_START } from './date-tokens.js';
+import { codings, stringParts } from './search-criteria.js';
+import { indexedParams, type IndexedParam } from './search-params.js';
+
+/** Longest string prefix indexed; longer queries match on this prefix and are re-checked. */
+export const MAX_PREFIX = 16;
+
+export interface PlainToken {
+  param: string;
+  value: string;
+}
+
+/**
+ * The plaintext tokens of a resource, one list per indexed search parameter, before they are keyed and
+ * hashed into blind indexes. Token spellings (must match the query side in search-query.ts):
+ *   token:     "c|code", "s|system|code", "s|system|", "n|code" (value without system)
+ *   string:    "p|prefix" for every normalised prefix up to MAX_PREFIX, "x|exact value"
+ *   reference: "r|Type/id", "i|id", "u|url"
+ *   uri:       "u|uri"
+ *   date:      see date-tokens.ts
+ */
+export function extractTokens(resource: AnyResource): PlainToken[] {
+  const out = new Map<string, PlainToken>();
+  for (const p of indexedParams(resource.resourceType).values()) {
+    let values: unknown[];
+    try {
+      values = evalFhirPath(p.expression, resource);
+    } catch {
+      continue;
+    }
+    for (const v of values)
+      for (const t of valueTokens(p, v)) out.set(`${p.code}\u0000${t}`, { param: p.code, value: t });
+  }
+  return [...out.values()];
+}
+
+function valueTokens(p: IndexedParam, v: unknown): string[] {
+  switch (p.type) {
+    case 'token':
+      return tokenTokens(v);
+    case 'string':
+      return stringTokens(v);
+    case 'reference':
+      return referenceTokens(v);
+    case 'uri':
+      return typeof v === 'string' ? [`u|${v}`] : [];
+    case 'date':
+      return dateTokens(v);
+  }
+}
+
+function codeTokens(system: string | undefined, code: string | undefined): string[] {
+  if (code === undefined || code === '') return system ? [`s|${system}|`] : [];
+  return system ? [`c|${code}`, `s|${system}|${code}`, `s|${system}|`] : [`c|${code}`, `n|${code}`];
+}
+
+function tokenTokens(v: unknown): string[] {
+  return codings(v).flatMap((c) => codeTokens(c.system, c.code));
+}
+
+function stringTokens(v: unknown): string[] {
+  const out: string[] = [];
+  for (const raw of stringParts(v)) {
+    out.push(`x|${raw}`);
+    const norm = normalizeSearchString(raw);
+    for (let i = 1; i <= Math.min(norm.length, MAX_PREFIX); i++) out.push(`p|${norm.slice(0, i)}`);
+  }
+  return out;
+}
+
+function referenceTokens(v: unknown): string[] {
+  if (typeof v === 'string') return [`u|${v}`];
+  const ref = (v as { reference?: unknown } | null)?.reference;
+  if (typeof ref !== 'string') return [];
+  const m = /^(?:.*\/)?([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/.*)?$/.exec(ref);
+  return m ? [`r|${m[1]}/${m[2]}`, `i|${m[2]}`] : [`u|${ref}`];
+}
+
+function dateTokens(v: unknown): string[] {
+  if (typeof v === 'string') return endpointTokens(v);
+  if (v && typeof v === 'object') {
+    const o = v as { start?: string; end?: string; event?: string[] };
+    if ('start' in o || 'end' in o) {
+      return [
+        ...(o.start ? endpointTokens(o.start) : [OPEN_START]),
+        ...(o.end ? endpointTokens(o.end) : [OPEN_END]),
+      ];
+    }
+    if (Array.isArray(o.event))
+      return o.event.flatMap((e) => (typeof e === 'string' ? endpointTokens(e) : []));
+  }
+  return [];
+}

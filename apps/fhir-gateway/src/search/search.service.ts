@@ -1,0 +1,111 @@
+import type { Bundle, BundleEntry } from '@medplum/fhirtypes';
+import type { ResourceStore } from '../store/resource.store.js';
+import type { RequestContext } from '../fhir/request-context.js';
+import type { AnyResource } from '../fhir/resource-json.js';
+import type { SearchIndex } from './search-index.js';
+import { matchesAll } from './search-criteria.js';
+import { planSearch, type SearchPlan } from './search-query.js';
+
+/** How many candidates one request may re-check before it returns what it has with a next link. */
+const MAX_SCAN = 20_000;
+const MAX_TOTAL_SCAN = 100_000;
+
+/**
+ * FHIR search over encrypted data (https://hl7.org/fhir/R4/search.html), first increment: token, string,
+ * reference, uri and date parameters, _id, _lastUpdated, OR (commas) and AND (repeats), _count with stable
+ * cursor paging, _total and _summary=count. Blind-index tokens select candidates in id order; each one is
+ * decrypted and re-checked against the exact FHIR semantics before it may count or be returned, so the
+ * page size, the cursor and the total only ever see true matches.
+ */
+export class SearchService {
+  constructor(
+    private readonly store: ResourceStore,
+    private readonly index: SearchIndex,
+    private readonly fhirBase: string,
+  ) {}
+
+  async search(
+    ctx: RequestContext,
+    resourceType: string,
+    query: Record<string, string[]>,
+    strict: boolean,
+  ): Promise<Bundle> {
+    ctx.scopes.assertAllows(resourceType, 's');
+    const plan = planSearch(resourceType, query, strict);
+    await this.index.ready();
+    const hashed = {
+      ...plan,
+      conditions: plan.conditions.map((c) => ({
+        param: c.param,
+        tokens: c.tokens.map((t) => this.index.hash(resourceType, c.param, t)),
+      })),
+    };
+    const bundle: Bundle = {
+      resourceType: 'Bundle',
+      type: 'searchset',
+      link: [{ relation: 'self', url: this.url(resourceType, plan.echo, plan.cursor) }],
+    };
+    if (plan.total === 'accurate' || plan.summaryCount) bundle.total = await this.count(hashed);
+    if (plan.summaryCount) return bundle;
+
+    const matches: AnyResource[] = [];
+    let after = plan.cursor;
+    let scanned = 0;
+    let exhausted = false;
+    while (matches.length <= plan.count && scanned < MAX_SCAN) {
+      const batch = await this.store.repo.searchCandidates({
+        ...hashed,
+        afterId: after,
+        limit: Math.max(50, plan.count * 2),
+      });
+      if (batch.length === 0) {
+        exhausted = true;
+        break;
+      }
+      for (const v of batch) {
+        scanned++;
+        after = v.id;
+        const resource = JSON.parse(v.json!.toString('utf8')) as AnyResource;
+        if (this.matches(plan, resource)) matches.push(resource);
+        if (matches.length > plan.count) break;
+      }
+    }
+    const page = matches.slice(0, plan.count);
+    const nextCursor =
+      matches.length > plan.count ? page[page.length - 1]?.id : exhausted ? undefined : after;
+    if (nextCursor !== undefined)
+      bundle.link!.push({ relation: 'next', url: this.url(resourceType, plan.echo, nextCursor) });
+    bundle.entry = page.map((r): BundleEntry => ({
+      fullUrl: `${this.fhirBase}/${resourceType}/${r.id}`,
+      resource: r,
+      search: { mode: 'match' },
+    }));
+    return bundle;
+  }
+
+  private matches(plan: SearchPlan, resource: AnyResource): boolean {
+    return matchesAll(resource, plan.criteria);
+  }
+
+  private async count(plan: SearchPlan): Promise<number | undefined> {
+    let n = 0;
+    let after: string | undefined;
+    for (let scanned = 0; scanned < MAX_TOTAL_SCAN;) {
+      const batch = await this.store.repo.searchCandidates({ ...plan, afterId: after, limit: 500 });
+      if (batch.length === 0) return n;
+      for (const v of batch) {
+        after = v.id;
+        scanned++;
+        if (this.matches(plan, JSON.parse(v.json!.toString('utf8')) as AnyResource)) n++;
+      }
+    }
+    return undefined; // too many to count exactly within bounds: no total rather than a wrong one
+  }
+
+  private url(type: string, echo: URLSearchParams, cursor: string | undefined): string {
+    const q = new URLSearchParams(echo);
+    if (cursor !== undefined) q.set('_cursor', cursor);
+    const qs = q.toString();
+    return `${this.fhirBase}/${type}${qs ? `?${qs}` : ''}`;
+  }
+}
