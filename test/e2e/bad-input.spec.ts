@@ -77,6 +77,17 @@ describe('bad input gets the right OperationOutcome', () => {
     expectOutcome(await call('GET', 'Observation/abc', { auth: readOnly }), 403);
   });
 
+  it('400 for a malformed search value, 501 naming what search does not support yet', async () => {
+    const bad = await call('GET', 'Patient?birthdate=1990-13-45');
+    expectOutcome(bad, 400);
+    expect(bad.json.issue[0].expression).toEqual(['birthdate']);
+    const strict = await call('GET', 'Patient?shoe-size=12', { headers: { prefer: 'handling=strict' } });
+    expectOutcome(strict, 400);
+    expectOutcome(await call('GET', 'Patient?_sort=family'), 501);
+    const readOnly = await gw.token('system/Patient.r');
+    expectOutcome(await call('GET', 'Patient?family=x', { auth: readOnly }), 403);
+  });
+
   it('404 for an unknown type or id', async () => {
     expectOutcome(await call('GET', 'Pateint/abc'), 404);
     expectOutcome(await call('GET', 'Patient/does-not-exist'), 404);

@@ -161,3 +161,35 @@ describe('FHIR REST with fhir-kit-client', () => {
     );
   });
 });
+
+describe('search with fhir-kit-client', () => {
+  it('finds patients by name prefix and identifier, pages with next links, and counts', async () => {
+    const family = `Searchable${Date.now()}`;
+    for (let i = 0; i < 3; i++) {
+      await client.create({
+        resourceType: 'Patient',
+        body: {
+          resourceType: 'Patient',
+          name: [{ family, given: [`G${i}`] }],
+          identifier: [{ system: 'urn:e2e', value: `${family}-${i}` }],
+        },
+      });
+    }
+    const byName: any = await client.search({
+      resourceType: 'Patient',
+      searchParams: { family: family.slice(0, 12).toLowerCase(), _count: '2', _total: 'accurate' },
+    });
+    expect(byName.type).toBe('searchset');
+    expect(byName.total).toBe(3);
+    expect(byName.entry).toHaveLength(2);
+    const page2: any = await client.nextPage({ bundle: byName });
+    expect(page2.entry).toHaveLength(1);
+    const ids = [...byName.entry, ...page2.entry].map((e: any) => e.resource.id);
+    expect(new Set(ids).size).toBe(3);
+    const byIdentifier: any = await client.search({
+      resourceType: 'Patient',
+      searchParams: { identifier: `urn:e2e|${family}-1` },
+    });
+    expect(byIdentifier.entry.map((e: any) => e.resource.name[0].given[0])).toEqual(['G1']);
+  });
+});

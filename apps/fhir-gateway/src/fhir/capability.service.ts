@@ -1,5 +1,6 @@
 import type { CapabilityStatement, CapabilityStatementRestResource } from '@medplum/fhirtypes';
 import type { R4Definitions } from './definitions.js';
+import { indexedParams } from '../search/search-params.js';
 
 /**
  * /metadata, generated from what the engine implements (https://hl7.org/fhir/R4/capabilitystatement.html).
@@ -14,6 +15,7 @@ export const RESOURCE_INTERACTIONS = [
   'history-instance',
   'history-type',
   'create',
+  'search-type',
 ] as const;
 export const SYSTEM_INTERACTIONS = ['transaction', 'batch', 'history-system'] as const;
 
@@ -78,6 +80,16 @@ export class CapabilityService {
             conditionalDelete: 'not-supported',
             operation: [
               { name: 'validate', definition: 'http://hl7.org/fhir/OperationDefinition/Resource-validate' },
+            ],
+            // Exactly the parameters the search engine indexes (search/search-params.ts).
+            searchParam: [
+              { name: '_id', type: 'token' as const },
+              { name: '_lastUpdated', type: 'date' as const },
+              ...[...indexedParams(type).values()].map((p) => ({
+                name: p.code,
+                type: p.type,
+                definition: p.url,
+              })),
             ],
           })),
           interaction: SYSTEM_INTERACTIONS.map((code) => ({ code })),

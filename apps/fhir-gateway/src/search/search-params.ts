@@ -8,6 +8,8 @@ export interface IndexedParam {
   code: string;
   type: IndexedType;
   expression: string;
+  /** Canonical URL of the official SearchParameter. */
+  url: string;
 }
 
 const cache = new Map<string, Map<string, IndexedParam>>();
@@ -19,7 +21,12 @@ export function indexedParams(resourceType: string): Map<string, IndexedParam> {
     params = new Map();
     for (const sp of Object.values(getSearchParameters(resourceType) ?? {})) {
       if (!sp.expression || !INDEXED.has(sp.type) || sp.code.startsWith('_')) continue;
-      params.set(sp.code, { code: sp.code, type: sp.type as IndexedType, expression: sp.expression });
+      params.set(sp.code, {
+        code: sp.code,
+        type: sp.type as IndexedType,
+        expression: sp.expression,
+        url: sp.url,
+      });
     }
     cache.set(resourceType, params);
   }
