@@ -1,4 +1,4 @@
-import { evalFhirPath } from '@medplum/core';
+import { evalFhirPath, type FhirPathAtom } from '@medplum/core';
 import { normalizeSearchString } from '#crypto';
 import type { AnyResource } from '../fhir/resource-json.js';
 import { parseDateRange } from '../fhir/fhir-date.js';
@@ -20,7 +20,7 @@ export type ParsedValue =
 
 export interface Criterion {
   code: string;
-  expression: string;
+  expression: string | FhirPathAtom;
   /** OR over these values. */
   values: ParsedValue[];
 }

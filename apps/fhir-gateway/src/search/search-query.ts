@@ -5,7 +5,7 @@ import { FhirError } from '../fhir/outcomes.js';
 import { coverTokens } from './date-tokens.js';
 import type { Criterion, DatePrefix, ParsedValue } from './search-criteria.js';
 import { indexedParams, knownParamCodes, type IndexedParam } from './search-params.js';
-import { MAX_PREFIX } from './search-tokens.js';
+import { indexedPrefix } from './search-tokens.js';
 
 /** One AND-ed index condition: a candidate has at least one of the tokens for the parameter. */
 export interface TokenCondition {
@@ -102,7 +102,7 @@ export function planSearch(
           continue; // lenient: ignored, and left out of the self link (R4 search.html#errors)
         }
         const parsed = splitValues(raw).map((v) => parseValue(p, key, modifier, v));
-        plan.criteria.push({ code, expression: p.expression, values: parsed });
+        plan.criteria.push({ code, expression: p.atom, values: parsed });
         const tokens = parsed.map(indexTokens);
         // A value the index cannot narrow (a date "ne") leaves the whole OR to the re-check.
         if (tokens.every((t) => t !== undefined))
@@ -175,7 +175,7 @@ function parseValue(p: IndexedParam, key: string, modifier: string | undefined, 
 function indexTokens(q: ParsedValue): string[] | undefined {
   switch (q.kind) {
     case 'string':
-      return [q.exact ? `x|${q.raw}` : `p|${q.norm.slice(0, MAX_PREFIX)}`];
+      return [q.exact ? `x|${q.raw}` : `p|${indexedPrefix(q.norm)}`];
     case 'token':
       if (q.system === undefined) return [`c|${q.code}`];
       if (q.system === '') return [`n|${q.code}`];

@@ -5,8 +5,17 @@ import { endpointTokens, OPEN_END, OPEN_START } from './date-tokens.js';
 import { codings, stringParts } from './search-criteria.js';
 import { indexedParams, type IndexedParam } from './search-params.js';
 
-/** Longest string prefix indexed; longer queries match on this prefix and are re-checked. */
-export const MAX_PREFIX = 16;
+/**
+ * String prefix lengths that are indexed. A query uses the longest indexed length not above its own and
+ * re-checks the rest; fewer lengths mean fewer tokens per value (write cost) and less to learn from them.
+ */
+export const PREFIX_LENGTHS = [1, 2, 3, 4, 6, 8, 12, 16] as const;
+
+export function indexedPrefix(norm: string): string {
+  let len: number = PREFIX_LENGTHS[0];
+  for (const l of PREFIX_LENGTHS) if (l <= norm.length) len = l;
+  return norm.slice(0, len);
+}
 
 export interface PlainToken {
   param: string;
@@ -17,7 +26,7 @@ export interface PlainToken {
  * The plaintext tokens of a resource, one list per indexed search parameter, before they are keyed and
  * hashed into blind indexes. Token spellings (must match the query side in search-query.ts):
  *   token:     "c|code", "s|system|code", "s|system|", "n|code" (value without system)
- *   string:    "p|prefix" for every normalised prefix up to MAX_PREFIX, "x|exact value"
+ *   string:    "p|prefix" for the normalised prefixes of PREFIX_LENGTHS, "x|exact value"
  *   reference: "r|Type/id", "i|id", "u|url"
  *   uri:       "u|uri"
  *   date:      see date-tokens.ts
@@ -27,7 +36,7 @@ export function extractTokens(resource: AnyResource): PlainToken[] {
   for (const p of indexedParams(resource.resourceType).values()) {
     let values: unknown[];
     try {
-      values = evalFhirPath(p.expression, resource);
+      values = evalFhirPath(p.atom, resource);
     } catch {
       continue;
     }
@@ -66,7 +75,7 @@ function stringTokens(v: unknown): string[] {
   for (const raw of stringParts(v)) {
     out.push(`x|${raw}`);
     const norm = normalizeSearchString(raw);
-    for (let i = 1; i <= Math.min(norm.length, MAX_PREFIX); i++) out.push(`p|${norm.slice(0, i)}`);
+    for (const l of PREFIX_LENGTHS) if (l <= norm.length) out.push(`p|${norm.slice(0, l)}`);
   }
   return out;
 }

@@ -129,3 +129,23 @@ describe('search over blind indexes', () => {
     expect(rows[0]!.t).not.toMatch(/lovelace|love|Z9|555-0100/i);
   });
 });
+
+describe('search parameter expressions', () => {
+  it('keep only the branches of the searched type', async () => {
+    const { forType } = await import('./search-params.js');
+    expect(forType('Patient.address | Person.address | Practitioner.address', 'Patient')).toBe(
+      'Patient.address',
+    );
+    expect(
+      forType('AllergyIntolerance.patient | CarePlan.subject.where(resolve() is Patient)', 'CarePlan'),
+    ).toBe('CarePlan.subject.where(resolve() is Patient)');
+    // Nothing to narrow: the expression stays whole.
+    expect(
+      forType('(Observation.value as Quantity) | (Observation.value as SampledData)', 'Observation'),
+    ).toBe('(Observation.value as Quantity) | (Observation.value as SampledData)');
+  });
+
+  it('refuses phonetic search rather than answering it wrongly', async () => {
+    await expect(search('Patient', 'phonetic=lovlace')).rejects.toMatchObject({ status: 501 });
+  });
+});
