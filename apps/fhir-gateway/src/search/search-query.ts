@@ -27,13 +27,21 @@ export interface SearchPlan {
   summaryCount: boolean;
   /** The query that self and next links repeat (recognised parameters only). */
   echo: URLSearchParams;
+  include: IncludeSpec[];
+  revinclude: IncludeSpec[];
+}
+
+/** `_include=Source:param[:Target]` and `_revinclude=Source:param[:Target]` (R4 search.html#include). */
+export interface IncludeSpec {
+  source: string;
+  param: string;
+  target?: string;
 }
 
 const CONTROL = new Set(['_count', '_cursor', '_total', '_summary', '_format', '_elements', '_pretty']);
 const NOT_YET = new Set([
   '_sort',
-  '_include',
-  '_revinclude',
+
   '_has',
   '_type',
   '_text',
@@ -72,6 +80,8 @@ export function planSearch(
     total: 'none',
     summaryCount: false,
     echo: new URLSearchParams(),
+    include: [],
+    revinclude: [],
   };
   const params = indexedParams(resourceType);
   const known = knownParamCodes(resourceType);
@@ -84,7 +94,12 @@ export function planSearch(
       });
     }
     for (const raw of values) {
-      if (code === '_id') {
+      if (code === '_include' || code === '_revinclude') {
+        if (modifier !== undefined) {
+          throw new FhirError('not-implemented', `${key} is not supported yet`, { expression: [key] });
+        }
+        plan[code === '_include' ? 'include' : 'revinclude'].push(parseInclude(key, raw));
+      } else if (code === '_id') {
         const ids = splitValues(raw);
         plan.ids = plan.ids ? plan.ids.filter((i) => ids.includes(i)) : ids;
       } else if (code === '_lastUpdated') {
@@ -117,7 +132,34 @@ export function planSearch(
   if (query._cursor?.[0]) plan.cursor = query._cursor[0];
   for (const k of ['_count', '_total', '_summary', '_elements'])
     for (const v of query[k] ?? []) plan.echo.append(k, v);
+  const foreign = plan.include.find((i) => i.source !== resourceType);
+  if (foreign) {
+    throw new FhirError('bad-request', `_include must name the searched type ${resourceType}`, {
+      expression: ['_include'],
+    });
+  }
   return plan;
+}
+
+function parseInclude(key: string, raw: string): IncludeSpec {
+  const [source, param, target, extra] = raw.split(':');
+  if (raw === '*' || param === '*')
+    throw new FhirError('not-implemented', `${key}=* is not supported yet`, { expression: [key] });
+  if (!source || !param || extra !== undefined) {
+    throw new FhirError('bad-request', `${key} must be SourceType:parameter[:TargetType]`, {
+      expression: [key],
+    });
+  }
+  const p = indexedParams(source).get(param);
+  if (p?.type !== 'reference') {
+    throw new FhirError('bad-request', `${source}:${param} is not a reference search parameter`, {
+      expression: [key],
+    });
+  }
+  if (target !== undefined && !/^[A-Z][A-Za-z]+$/.test(target)) {
+    throw new FhirError('bad-request', `${key} has an invalid target type`, { expression: [key] });
+  }
+  return { source, param, ...(target ? { target } : {}) };
 }
 
 function splitKey(key: string): [string, string | undefined] {

@@ -3,7 +3,9 @@ import type { ResourceStore } from '../store/resource.store.js';
 import type { RequestContext } from '../fhir/request-context.js';
 import type { AnyResource } from '../fhir/resource-json.js';
 import type { SearchIndex } from './search-index.js';
-import { matchesAll } from './search-criteria.js';
+import { evalFhirPath } from '@medplum/core';
+import { matchesAll, type Criterion } from './search-criteria.js';
+import { indexedParams } from './search-params.js';
 import { planSearch, type SearchPlan } from './search-query.js';
 
 /** How many candidates one request may re-check before it returns what it has with a next link. */
@@ -75,12 +77,84 @@ export class SearchService {
       matches.length > plan.count ? page[page.length - 1]?.id : exhausted ? undefined : after;
     if (nextCursor !== undefined)
       bundle.link!.push({ relation: 'next', url: this.url(resourceType, plan.echo, nextCursor) });
-    bundle.entry = page.map((r): BundleEntry => ({
-      fullUrl: `${this.fhirBase}/${resourceType}/${r.id}`,
-      resource: r,
-      search: { mode: 'match' },
-    }));
+    bundle.entry = page.map((r): BundleEntry => this.entry(r, 'match'));
+    bundle.entry.push(...(await this.includes(ctx, plan, page)).map((r) => this.entry(r, 'include')));
     return bundle;
+  }
+
+  private entry(r: AnyResource, mode: 'match' | 'include'): BundleEntry {
+    return {
+      fullUrl: `${this.fhirBase}/${r.resourceType}/${r.id}`,
+      resource: r,
+      search: { mode },
+    };
+  }
+
+  /**
+   * _include and _revinclude (R4 search.html#include) for one page of matches. Included resources pass the
+   * same scope check as a read of their type; ones the client may not read are left out.
+   */
+  private async includes(ctx: RequestContext, plan: SearchPlan, page: AnyResource[]): Promise<AnyResource[]> {
+    if (page.length === 0 || (plan.include.length === 0 && plan.revinclude.length === 0)) return [];
+    const seen = new Set(page.map((r) => `${r.resourceType}/${r.id}`));
+    const out: AnyResource[] = [];
+    const add = (r: AnyResource) => {
+      const key = `${r.resourceType}/${r.id}`;
+      if (!seen.has(key) && ctx.scopes.allows(r.resourceType, 'r')) {
+        seen.add(key);
+        out.push(r);
+      }
+    };
+    for (const inc of plan.include) {
+      const p = indexedParams(inc.source).get(inc.param)!;
+      const wanted = new Map<string, Set<string>>();
+      for (const r of page) {
+        for (const v of evalFhirPath(p.atom, r)) {
+          const m = /^(?:.*\/)?([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/.exec(
+            (v as { reference?: string } | null)?.reference ?? '',
+          );
+          if (m && (!inc.target || inc.target === m[1]))
+            (wanted.get(m[1]!) ?? wanted.set(m[1]!, new Set()).get(m[1]!)!).add(m[2]!);
+        }
+      }
+      for (const [type, ids] of wanted) {
+        for (const v of await this.store.repo.readCurrentMany(type, [...ids]))
+          add(JSON.parse(v.json!.toString('utf8')) as AnyResource);
+      }
+    }
+    for (const rev of plan.revinclude) {
+      const targets = page.filter((r) => !rev.target || rev.target === r.resourceType);
+      if (targets.length === 0) continue;
+      const p = indexedParams(rev.source).get(rev.param)!;
+      const criteria: Criterion[] = [
+        {
+          code: rev.param,
+          expression: p.atom,
+          values: targets.map((r) => ({ kind: 'reference' as const, type: r.resourceType, id: r.id! })),
+        },
+      ];
+      const tokens = targets.map((r) =>
+        this.index.hash(rev.source, rev.param, `r|${r.resourceType}/${r.id}`),
+      );
+      let after: string | undefined;
+      for (let scanned = 0; scanned < MAX_SCAN;) {
+        const batch = await this.store.repo.searchCandidates({
+          resourceType: rev.source,
+          conditions: [{ param: rev.param, tokens }],
+          lastUpdated: [],
+          afterId: after,
+          limit: 500,
+        });
+        if (batch.length === 0) break;
+        for (const v of batch) {
+          scanned++;
+          after = v.id;
+          const r = JSON.parse(v.json!.toString('utf8')) as AnyResource;
+          if (matchesAll(r, criteria)) add(r);
+        }
+      }
+    }
+    return out;
   }
 
   private matches(plan: SearchPlan, resource: AnyResource): boolean {

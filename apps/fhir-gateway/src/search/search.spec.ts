@@ -149,3 +149,32 @@ describe('search parameter expressions', () => {
     await expect(search('Patient', 'phonetic=lovlace')).rejects.toMatchObject({ status: 501 });
   });
 });
+
+describe('_include and _revinclude', () => {
+  it('adds referenced and referencing resources once, marked include', async () => {
+    const inc = await search('Observation', `code=http://loinc.org|8867-4&_include=Observation:subject`);
+    const modes = inc.bundle.entry.map(
+      (e: any) => `${e.search.mode}:${e.resource.resourceType}/${e.resource.id}`,
+    );
+    expect(modes).toEqual([`match:Observation/${ids.obs1}`, `include:Patient/${ids.ada}`]);
+
+    const rev = await search('Patient', `_id=${ids.ada},${ids.bob}&_revinclude=Observation:subject`);
+    const included = rev.bundle.entry
+      .filter((e: any) => e.search.mode === 'include')
+      .map((e: any) => e.resource.id)
+      .sort();
+    expect(included).toEqual(sorted('obs1', 'obs2'));
+    const typed = await search('Patient', `_id=${ids.ada}&_revinclude=Observation:subject:Group`);
+    expect(typed.bundle.entry.filter((e: any) => e.search.mode === 'include')).toEqual([]);
+  });
+
+  it('rejects malformed includes', async () => {
+    await expect(search('Observation', '_include=Observation:code')).rejects.toMatchObject({ status: 400 });
+    await expect(search('Observation', '_include=Patient:organization')).rejects.toMatchObject({
+      status: 400,
+    });
+    await expect(search('Observation', '_include:iterate=Observation:subject')).rejects.toMatchObject({
+      status: 501,
+    });
+  });
+});

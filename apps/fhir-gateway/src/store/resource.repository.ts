@@ -84,6 +84,17 @@ export class ResourceRepository {
     return rows[0] && this.decrypt(rows[0]);
   }
 
+  /** Current, not deleted versions of many ids of one type (for _include). */
+  async readCurrentMany(resourceType: string, ids: readonly string[]): Promise<StoredVersion[]> {
+    if (ids.length === 0) return [];
+    const { rows } = await this.sql.query<VersionRow>(
+      `SELECT resource_type, id, version_id, last_updated, deleted, dek_id, content
+         FROM resource WHERE resource_type = $1 AND id = ANY($2::text[]) AND NOT deleted`,
+      [resourceType, [...ids]],
+    );
+    return Promise.all(rows.map((r) => this.decrypt(r)));
+  }
+
   async readVersion(resourceType: string, id: string, versionId: number): Promise<StoredVersion | undefined> {
     const { rows } = await this.sql.query<VersionRow>(
       `SELECT resource_type, id, version_id, last_updated, deleted, dek_id, content
