@@ -11,6 +11,13 @@ export async function startBaseline(
   tx: (fn: (s: Sql) => Promise<void>) => Promise<void>,
 ): Promise<{ app: FastifyInstance; url: string }> {
   await sql.query('CREATE TABLE IF NOT EXISTS bench_plain (id text PRIMARY KEY, content bytea NOT NULL)');
+  // The plaintext index a server without encryption would keep for identifier search.
+  await sql.query(
+    'CREATE TABLE IF NOT EXISTS bench_plain_identifier (value text NOT NULL, id text NOT NULL)',
+  );
+  await sql.query(
+    'CREATE INDEX IF NOT EXISTS bench_plain_identifier_value ON bench_plain_identifier (value)',
+  );
   const app = Fastify({ logger: false, bodyLimit: 16 * 1024 * 1024 });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
@@ -22,6 +29,16 @@ export async function startBaseline(
     );
     if (!rows[0]) return reply.status(404).send();
     return reply.header('content-type', 'application/json').send(Buffer.from(rows[0].content));
+  });
+  app.get<{ Querystring: { identifier: string } }>('/plain/Patient', async (req, reply) => {
+    const { rows } = await sql.query<{ content: Uint8Array }>(
+      'SELECT p.content FROM bench_plain_identifier i JOIN bench_plain p ON p.id = i.id WHERE i.value = $1',
+      [req.query.identifier],
+    );
+    const entry = rows.map((r) => `{"resource":${Buffer.from(r.content).toString('utf8')}}`).join(',');
+    return reply
+      .header('content-type', 'application/json')
+      .send(`{"resourceType":"Bundle","type":"searchset","entry":[${entry}]}`);
   });
   app.post('/plain/Patient', async (req, reply) => {
     await sql.query('INSERT INTO bench_plain (id, content) VALUES (gen_random_uuid()::text, $1)', [

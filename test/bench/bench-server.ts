@@ -55,6 +55,7 @@ async function main(): Promise<void> {
 
   // Preload the same patients into both: through the gateway's full write path, and as plain rows.
   const ids: string[] = [];
+  const identifiers: string[] = [];
   const patients = generatePatients(PRELOAD, 99);
   for (const p of patients) {
     const res = await fetch(`${gw.fhirUrl}/Patient`, {
@@ -66,9 +67,13 @@ async function main(): Promise<void> {
     const id = (JSON.parse(body) as { id: string }).id;
     ids.push(id);
     await sql.query('INSERT INTO bench_plain (id, content) VALUES ($1, $2)', [id, Buffer.from(body)]);
+    const mrn = (p.patient.identifier as { system: string; value: string }[])[0]!;
+    const identifier = `${mrn.system}|${mrn.value}`;
+    identifiers.push(identifier);
+    await sql.query('INSERT INTO bench_plain_identifier (value, id) VALUES ($1, $2)', [identifier, id]);
   }
   process.stdout.write(
-    `${JSON.stringify({ ready: true, fhirUrl: gw.fhirUrl, baselineUrl: baseline.url, token, ids, database: gw.databaseUrl ? 'postgres' : 'pglite' })}\n`,
+    `${JSON.stringify({ ready: true, fhirUrl: gw.fhirUrl, baselineUrl: baseline.url, token, ids, identifiers, database: gw.databaseUrl ? 'postgres' : 'pglite' })}\n`,
   );
   const stop = async () => {
     await baseline.app.close();

@@ -18,6 +18,8 @@ export interface ServerInfo {
   baselineUrl: string;
   token: string;
   ids: string[];
+  /** "system|value" of each preloaded patient's first identifier. */
+  identifiers: string[];
   database: string;
 }
 

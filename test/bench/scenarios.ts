@@ -14,6 +14,7 @@ export function gatewayScenarios(info: ServerInfo, patients: GeneratedPatient[])
   const fhirJson = { 'content-type': 'application/fhir+json' };
   let i = 0;
   const nextId = () => info.ids[i++ % info.ids.length]!;
+  const nextIdentifier = () => info.identifiers[i++ % info.identifiers.length]!;
   const nextPatient = () => JSON.stringify(patients[i++ % patients.length]!.patient);
   const bundle = () =>
     JSON.stringify({
@@ -36,6 +37,18 @@ export function gatewayScenarios(info: ServerInfo, patients: GeneratedPatient[])
       baseline: {
         url: `${info.baselineUrl}/plain/Patient/x`,
         next: () => ({ path: `/plain/Patient/${nextId()}` }),
+      },
+    },
+    {
+      name: 'search Patient by identifier',
+      full: {
+        url: `${info.fhirUrl}/Patient`,
+        headers: auth,
+        next: () => ({ path: `${fhirPath}/Patient?identifier=${encodeURIComponent(nextIdentifier())}` }),
+      },
+      baseline: {
+        url: `${info.baselineUrl}/plain/Patient`,
+        next: () => ({ path: `/plain/Patient?identifier=${encodeURIComponent(nextIdentifier())}` }),
       },
     },
     {
