@@ -210,9 +210,12 @@ export class ResourceRepository {
         where.push(`r.last_updated >= ${p(c.start)} AND r.last_updated < ${p(c.end)}`);
       else where.push(`r.last_updated ${c.op} ${p(c.start)}`);
     }
+    // Each condition is a semi-join on the token index (resource_type, param, token, id); the token list
+    // is built once (ARRAY(...) is an init plan) so the index is probed with "token = ANY(...)". The
+    // planner then drives from the most selective condition instead of walking resources in id order.
     for (const c of q.conditions) {
-      where.push(`EXISTS (SELECT 1 FROM search_token t WHERE t.resource_type = r.resource_type AND t.id = r.id
-        AND t.param = ${p(c.param)} AND t.token IN (SELECT decode(x, 'hex') FROM unnest(${p([...c.tokens])}::text[]) AS x))`);
+      where.push(`r.id IN (SELECT t.id FROM search_token t WHERE t.resource_type = $1 AND t.param = ${p(c.param)}
+        AND t.token = ANY (ARRAY(SELECT decode(x, 'hex') FROM unnest(${p([...c.tokens])}::text[]) AS x)))`);
     }
     const { rows } = await this.sql.query<VersionRow>(
       `SELECT r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, r.dek_id, r.content
