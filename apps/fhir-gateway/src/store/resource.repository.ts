@@ -13,13 +13,8 @@ export interface StoredVersion {
   json?: Buffer;
 }
 
-export interface NewVersion {
-  resourceType: string;
-  id: string;
-  versionId: number;
-  lastUpdated: string;
-  deleted: boolean;
-  json?: Buffer;
+/** A version to write: what is stored, plus what the write derives from it for keys and indexes. */
+export interface NewVersion extends StoredVersion {
   /** Key scope: "patient:<id>" when the resource is in exactly one Patient compartment, else "shared". */
   keyScope: string;
   references: readonly { type: string; id: string }[];
@@ -210,12 +205,14 @@ export class ResourceRepository {
         where.push(`r.last_updated >= ${p(c.start)} AND r.last_updated < ${p(c.end)}`);
       else where.push(`r.last_updated ${c.op} ${p(c.start)}`);
     }
-    // Each condition is a semi-join on the token index (resource_type, param, token, id); the token list
-    // is built once (ARRAY(...) is an init plan) so the index is probed with "token = ANY(...)". The
-    // planner then drives from the most selective condition instead of walking resources in id order.
+    // Each condition is a semi-join on the token index (resource_type, param, token, id). Tokens travel as
+    // one bytea[] (Buffers serialise correctly with pg and PGlite), unnested and joined so each token is an equality
+    // probe of the index (with "= ANY" the planner may filter instead, before statistics exist), and the
+    // planner drives from the token index instead of walking resources in id order.
     for (const c of q.conditions) {
-      where.push(`r.id IN (SELECT t.id FROM search_token t WHERE t.resource_type = $1 AND t.param = ${p(c.param)}
-        AND t.token = ANY (ARRAY(SELECT decode(x, 'hex') FROM unnest(${p([...c.tokens])}::text[]) AS x)))`);
+      const tokens = c.tokens.map((hex) => Buffer.from(hex, 'hex'));
+      where.push(`r.id IN (SELECT t.id FROM unnest(${p(tokens)}::bytea[]) AS k(token)
+        JOIN search_token t ON t.resource_type = $1 AND t.param = ${p(c.param)} AND t.token = k.token)`);
     }
     const { rows } = await this.sql.query<VersionRow>(
       `SELECT r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, r.dek_id, r.content
