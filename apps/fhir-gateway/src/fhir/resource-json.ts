@@ -27,6 +27,15 @@ export function withServerMeta(
   } as AnyResource;
 }
 
+/**
+ * A literal relative reference "Type/id", optionally versioned (R4 references.html#literal). Absolute URLs
+ * point at other servers and are not local resources; the search index keeps them as plain URLs.
+ */
+export function parseReference(ref: string): { type: string; id: string } | undefined {
+  const m = /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/[A-Za-z0-9\-.]{1,64})?$/.exec(ref);
+  return m ? { type: m[1]!, id: m[2]! } : undefined;
+}
+
 /** Every literal reference "Type/id" in the resource (contained and absolute URLs ignored). */
 export function collectReferences(resource: unknown): { type: string; id: string }[] {
   const found = new Map<string, { type: string; id: string }>();
@@ -36,8 +45,8 @@ export function collectReferences(resource: unknown): { type: string; id: string
     } else if (node !== null && typeof node === 'object') {
       for (const [key, value] of Object.entries(node)) {
         if (key === 'reference' && typeof value === 'string') {
-          const m = /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/[^/]+)?$/.exec(value);
-          if (m) found.set(`${m[1]}/${m[2]}`, { type: m[1]!, id: m[2]! });
+          const ref = parseReference(value);
+          if (ref) found.set(`${ref.type}/${ref.id}`, ref);
         } else if (key !== 'contained') {
           visit(value);
         }

@@ -1,6 +1,6 @@
 import { evalFhirPath, type FhirPathAtom } from '@medplum/core';
 import { normalizeSearchString } from '#crypto';
-import type { AnyResource } from '../fhir/resource-json.js';
+import { parseReference, type AnyResource } from '../fhir/resource-json.js';
 import { parseDateRange } from '../fhir/fhir-date.js';
 
 /**
@@ -55,8 +55,8 @@ function matchValue(v: unknown, q: ParsedValue): boolean {
       const ref = (v as { reference?: unknown } | null)?.reference;
       if (typeof ref !== 'string') return false;
       if (q.url !== undefined) return ref === q.url;
-      const m = /^(?:.*\/)?([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/.*)?$/.exec(ref);
-      return !!m && m[2] === q.id && (q.type === undefined || m[1] === q.type);
+      const local = parseReference(ref);
+      return !!local && local.id === q.id && (q.type === undefined || local.type === q.type);
     }
     case 'uri':
       return v === q.uri;

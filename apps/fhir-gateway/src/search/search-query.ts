@@ -2,6 +2,7 @@ import { normalizeSearchString } from '#crypto';
 import { parseDateRange } from '../fhir/fhir-date.js';
 import { parseCount } from '../fhir/history.service.js';
 import { FhirError } from '../fhir/outcomes.js';
+import { parseReference } from '../fhir/resource-json.js';
 import { coverTokens } from './date-tokens.js';
 import type { Criterion, DatePrefix, ParsedValue } from './search-criteria.js';
 import { indexedParams, knownParamCodes, type IndexedParam } from './search-params.js';
@@ -189,8 +190,8 @@ function parseValue(p: IndexedParam, key: string, modifier: string | undefined, 
     }
     case 'reference': {
       if (modifier !== undefined && !/^[A-Z][A-Za-z]+$/.test(modifier)) throw unsupported();
-      const m = /^(?:.*\/)?([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/.exec(v);
-      if (m) return { kind: 'reference', type: m[1], id: m[2] };
+      const local = parseReference(v);
+      if (local) return { kind: 'reference', ...local };
       if (/^[A-Za-z0-9\-.]{1,64}$/.test(v))
         return { kind: 'reference', id: v, ...(modifier ? { type: modifier } : {}) };
       return { kind: 'reference', url: v };

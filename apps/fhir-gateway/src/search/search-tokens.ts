@@ -1,6 +1,6 @@
 import { evalFhirPath } from '@medplum/core';
 import { normalizeSearchString } from '#crypto';
-import type { AnyResource } from '../fhir/resource-json.js';
+import { parseReference, type AnyResource } from '../fhir/resource-json.js';
 import { endpointTokens, OPEN_END, OPEN_START } from './date-tokens.js';
 import { codings, stringParts } from './search-criteria.js';
 import { indexedParams, type IndexedParam } from './search-params.js';
@@ -84,8 +84,8 @@ function referenceTokens(v: unknown): string[] {
   if (typeof v === 'string') return [`u|${v}`];
   const ref = (v as { reference?: unknown } | null)?.reference;
   if (typeof ref !== 'string') return [];
-  const m = /^(?:.*\/)?([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/.*)?$/.exec(ref);
-  return m ? [`r|${m[1]}/${m[2]}`, `i|${m[2]}`] : [`u|${ref}`];
+  const local = parseReference(ref);
+  return local ? [`r|${local.type}/${local.id}`, `i|${local.id}`] : [`u|${ref}`];
 }
 
 function dateTokens(v: unknown): string[] {

@@ -1,7 +1,7 @@
 import type { Bundle, BundleEntry } from '@medplum/fhirtypes';
 import type { ResourceStore } from '../store/resource.store.js';
 import type { RequestContext } from '../fhir/request-context.js';
-import type { AnyResource } from '../fhir/resource-json.js';
+import { parseReference, type AnyResource } from '../fhir/resource-json.js';
 import type { SearchIndex } from './search-index.js';
 import { evalFhirPath } from '@medplum/core';
 import { matchesAll, type Criterion } from './search-criteria.js';
@@ -110,11 +110,11 @@ export class SearchService {
       const wanted = new Map<string, Set<string>>();
       for (const r of page) {
         for (const v of evalFhirPath(p.atom, r)) {
-          const m = /^(?:.*\/)?([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/.exec(
-            (v as { reference?: string } | null)?.reference ?? '',
-          );
-          if (m && (!inc.target || inc.target === m[1]))
-            (wanted.get(m[1]!) ?? wanted.set(m[1]!, new Set()).get(m[1]!)!).add(m[2]!);
+          const ref = (v as { reference?: unknown } | null)?.reference;
+          const local = typeof ref === 'string' ? parseReference(ref) : undefined;
+          if (!local || (inc.target && inc.target !== local.type)) continue;
+          if (!wanted.has(local.type)) wanted.set(local.type, new Set());
+          wanted.get(local.type)!.add(local.id);
         }
       }
       for (const [type, ids] of wanted) {

@@ -179,3 +179,26 @@ describe('_include and _revinclude', () => {
     });
   });
 });
+
+describe('reference forms', () => {
+  it('treats versioned references as local and absolute URLs as external, consistently', async () => {
+    const versioned = await create({
+      resourceType: 'Observation',
+      status: 'final',
+      code: { text: 'v' },
+      subject: { reference: `Patient/${ids.zoe}/_history/1` },
+    });
+    const external = await create({
+      resourceType: 'Observation',
+      status: 'final',
+      code: { text: 'e' },
+      subject: { reference: `https://elsewhere.example/fhir/Patient/${ids.zoe}` },
+    });
+    expect((await search('Observation', `subject=Patient/${ids.zoe}`)).ids).toEqual([versioned]);
+    expect(
+      (await search('Observation', `subject=https://elsewhere.example/fhir/Patient/${ids.zoe}`)).ids,
+    ).toEqual([external]);
+    const inc = await search('Observation', `_id=${versioned}&_include=Observation:subject`);
+    expect(inc.bundle.entry.map((e: any) => e.search.mode)).toEqual(['match', 'include']);
+  });
+});
