@@ -1,4 +1,5 @@
 import type { Bundle, BundleEntry } from '@medplum/fhirtypes';
+import type { ResourceRepository } from '../store/resource.repository.js';
 import type { ResourceStore } from '../store/resource.store.js';
 import type { RequestContext } from '../fhir/request-context.js';
 import { parseReference, type AnyResource } from '../fhir/resource-json.js';
@@ -80,6 +81,44 @@ export class SearchService {
     bundle.entry = page.map((r): BundleEntry => this.entry(r, 'match'));
     bundle.entry.push(...(await this.includes(ctx, plan, page)).map((r) => this.entry(r, 'include')));
     return bundle;
+  }
+
+  /**
+   * Up to `limit` ids of current resources matching a search, found exhaustively (no paging), for the
+   * conditional interactions (R4 http.html#ccreate, #cond-update, #3.1.0.7.1). Unknown parameters are
+   * an error here whatever the Prefer header says: ignoring one would widen the match and, for a
+   * conditional delete or update, touch resources the client did not mean.
+   */
+  async matchingIds(
+    ctx: RequestContext,
+    resourceType: string,
+    query: Record<string, string[]>,
+    limit: number,
+    repo: ResourceRepository = this.store.repo,
+  ): Promise<string[]> {
+    ctx.scopes.assertAllows(resourceType, 's');
+    const plan = planSearch(resourceType, query, true);
+    await this.index.ready();
+    const hashed = {
+      ...plan,
+      conditions: plan.conditions.map((c) => ({
+        param: c.param,
+        tokens: c.tokens.map((t) => this.index.hash(resourceType, c.param, t)),
+      })),
+    };
+    const ids: string[] = [];
+    let after: string | undefined;
+    for (;;) {
+      const batch = await repo.searchCandidates({ ...hashed, afterId: after, limit: 500 });
+      if (batch.length === 0) return ids;
+      for (const v of batch) {
+        after = v.id;
+        if (this.matches(plan, JSON.parse(v.json!.toString('utf8')) as AnyResource)) {
+          ids.push(v.id);
+          if (ids.length >= limit) return ids;
+        }
+      }
+    }
   }
 
   private entry(r: AnyResource, mode: 'match' | 'include'): BundleEntry {
