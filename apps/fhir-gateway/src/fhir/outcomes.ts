@@ -18,6 +18,8 @@ const TABLE = {
   gone: { status: 410, code: 'deleted' },
   'precondition-failed': { status: 412, code: 'conflict' },
   'too-large': { status: 413, code: 'too-costly' },
+  /** A search that would cost too much to answer exactly (HAPI also answers these with 400). */
+  'too-costly': { status: 400, code: 'too-costly' },
   'unsupported-media-type': { status: 415, code: 'not-supported' },
   unprocessable: { status: 422, code: 'invariant' },
   'too-many-requests': { status: 429, code: 'throttled' },

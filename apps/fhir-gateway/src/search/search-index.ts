@@ -1,4 +1,5 @@
-import { BlindIndexer, type DataKeyService } from '#crypto';
+import { hkdfSync } from 'node:crypto';
+import { BlindIndexer, open, seal, type DataKeyService } from '#crypto';
 import type { AnyResource } from '../fhir/resource-json.js';
 import { extractTokens } from './search-tokens.js';
 
@@ -19,13 +20,15 @@ export const SEARCH_KEY_SCOPE = 'search-index';
 export class SearchIndex {
   private loading?: Promise<BlindIndexer>;
   private indexer?: BlindIndexer;
+  private cursorKey?: Buffer;
 
   constructor(private readonly keys: DataKeyService) {}
 
   async ready(): Promise<void> {
-    this.loading ??= this.keys
-      .keyForScope(SEARCH_KEY_SCOPE)
-      .then((k) => (this.indexer = new BlindIndexer(k.key)));
+    this.loading ??= this.keys.keyForScope(SEARCH_KEY_SCOPE).then((k) => {
+      this.cursorKey = Buffer.from(hkdfSync('sha256', k.key, 'fhir-gateway/search-cursor/v1', 'cursor', 32));
+      return (this.indexer = new BlindIndexer(k.key));
+    });
     await this.loading;
   }
 
@@ -39,5 +42,27 @@ export class SearchIndex {
   hash(resourceType: string, param: string, value: string): string {
     if (!this.indexer) throw new Error('SearchIndex used before ready()');
     return this.indexer.token(`${resourceType}.${param}`, value).toString('hex');
+  }
+
+  /**
+   * An opaque paging cursor: sorted pages carry the last row's sort values, which may be PHI, so they
+   * travel sealed (AES-256-GCM) and bound to the search they belong to. Links then reveal nothing to
+   * proxies or logs that see URLs.
+   */
+  sealCursor(value: unknown, bind: string): string {
+    if (!this.cursorKey) throw new Error('SearchIndex used before ready()');
+    return seal(this.cursorKey, Buffer.from(JSON.stringify(value)), Buffer.from(bind)).toString('base64url');
+  }
+
+  /** The value of a sealed cursor, or undefined when it was altered or belongs to another search. */
+  openCursor(token: string, bind: string): unknown {
+    if (!this.cursorKey) throw new Error('SearchIndex used before ready()');
+    try {
+      return JSON.parse(
+        open(this.cursorKey, Buffer.from(token, 'base64url'), Buffer.from(bind)).toString('utf8'),
+      );
+    } catch {
+      return undefined;
+    }
   }
 }

@@ -1,8 +1,25 @@
 import { getSearchParameters, parseFhirPath, type FhirPathAtom } from '@medplum/core';
 
-/** The parameter types this first increment indexes; the rest are rejected with a clear outcome. */
-export type IndexedType = 'token' | 'string' | 'reference' | 'date' | 'uri';
-const INDEXED = new Set<string>(['token', 'string', 'reference', 'date', 'uri']);
+/** Every R4 search parameter type is indexed except "special" (near, _filter: each needs its own engine). */
+export type IndexedType =
+  'token' | 'string' | 'reference' | 'date' | 'uri' | 'number' | 'quantity' | 'composite';
+const INDEXED = new Set<string>([
+  'token',
+  'string',
+  'reference',
+  'date',
+  'uri',
+  'number',
+  'quantity',
+  'composite',
+]);
+
+export interface CompositeComponent {
+  /** Canonical URL of the component's own SearchParameter. */
+  definition: string;
+  /** The component's expression, relative to an element the composite's expression yields. */
+  atom: FhirPathAtom;
+}
 
 export interface IndexedParam {
   code: string;
@@ -12,13 +29,34 @@ export interface IndexedParam {
   url: string;
   /** The expression parsed once, so writes and re-checks do not parse it again. */
   atom: FhirPathAtom;
+  /** Resource types a reference parameter may point at (SearchParameter.target). */
+  targets: string[];
+  /** Composite parameters only (R4 search.html#composite). */
+  components?: CompositeComponent[];
 }
 
 /**
  * Parameters whose R4 definition needs more than the value itself: phonetic matching (an algorithm the
- * definition leaves open). Searching them is refused as not supported rather than answered wrongly.
+ * definition leaves open). Medplum's bundle also adds parameters of its own (_compartment, _project) that
+ * R4 does not define. Searching any of these is refused rather than answered wrongly.
  */
-const NOT_INDEXED = new Set(['phonetic']);
+const NOT_INDEXED = new Set(['phonetic', '_compartment', '_project']);
+
+/**
+ * Resource-level parameters handled by the planner itself (_id, _lastUpdated) or not at all; the others
+ * (_tag, _profile, _security, _source) are indexed like any parameter.
+ */
+const SPECIAL_RESOURCE_PARAMS = new Set([
+  '_id',
+  '_lastUpdated',
+  '_text',
+  '_content',
+  '_list',
+  '_query',
+  '_filter',
+  '_has',
+  '_type',
+]);
 
 const cache = new Map<string, Map<string, IndexedParam>>();
 
@@ -28,7 +66,12 @@ export function indexedParams(resourceType: string): Map<string, IndexedParam> {
   if (!params) {
     params = new Map();
     for (const sp of Object.values(getSearchParameters(resourceType) ?? {})) {
-      if (!sp.expression || !INDEXED.has(sp.type) || sp.code.startsWith('_') || NOT_INDEXED.has(sp.code))
+      if (
+        !sp.expression ||
+        !INDEXED.has(sp.type) ||
+        SPECIAL_RESOURCE_PARAMS.has(sp.code) ||
+        NOT_INDEXED.has(sp.code)
+      )
         continue;
       params.set(sp.code, {
         code: sp.code,
@@ -36,11 +79,26 @@ export function indexedParams(resourceType: string): Map<string, IndexedParam> {
         expression: sp.expression,
         url: sp.url,
         atom: parseFhirPath(forType(sp.expression, resourceType)),
+        targets: [...(sp.target ?? [])],
+        ...(sp.type === 'composite'
+          ? {
+              components: (sp.component ?? []).map((c) => ({
+                definition: c.definition ?? '',
+                atom: parseFhirPath(c.expression ?? ''),
+              })),
+            }
+          : {}),
       });
     }
     cache.set(resourceType, params);
   }
   return params;
+}
+
+/** The indexed parameter of a type with this canonical URL (composite components name theirs by URL). */
+export function paramByUrl(resourceType: string, url: string): IndexedParam | undefined {
+  for (const p of indexedParams(resourceType).values()) if (p.url === url) return p;
+  return undefined;
 }
 
 /** Every search parameter the type has, indexed or not (to tell "unsupported" from "unknown"). */

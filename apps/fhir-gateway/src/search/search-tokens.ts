@@ -2,7 +2,8 @@ import { evalFhirPath } from '@medplum/core';
 import { normalizeSearchString } from '#crypto';
 import { parseReference, type AnyResource } from '../fhir/resource-json.js';
 import { endpointTokens, OPEN_END, OPEN_START } from './date-tokens.js';
-import { codings, stringParts } from './search-criteria.js';
+import { numberTokens } from './number-tokens.js';
+import { codings, identifierTypes, stringParts, texts } from './search-criteria.js';
 import { indexedParams, type IndexedParam } from './search-params.js';
 
 /**
@@ -10,12 +11,17 @@ import { indexedParams, type IndexedParam } from './search-params.js';
  * re-checks the rest; fewer lengths mean fewer tokens per value (write cost) and less to learn from them.
  */
 export const PREFIX_LENGTHS = [1, 2, 3, 4, 6, 8, 12, 16] as const;
+/** Prefix lengths for a token's :text (displays and CodeableConcept.text): searched less, so fewer. */
+export const TEXT_PREFIX_LENGTHS = [1, 3, 6, 10] as const;
 
-export function indexedPrefix(norm: string): string {
-  let len: number = PREFIX_LENGTHS[0];
-  for (const l of PREFIX_LENGTHS) if (l <= norm.length) len = l;
+export function indexedPrefix(norm: string, lengths: readonly number[] = PREFIX_LENGTHS): string {
+  let len = lengths[0]!;
+  for (const l of lengths) if (l <= norm.length) len = l;
   return norm.slice(0, len);
 }
+
+/** The token every parameter with at least one value carries, for :missing (R4 search.html#modifiers). */
+export const PRESENT = '?';
 
 export interface PlainToken {
   param: string;
@@ -24,24 +30,37 @@ export interface PlainToken {
 
 /**
  * The plaintext tokens of a resource, one list per indexed search parameter, before they are keyed and
- * hashed into blind indexes. Token spellings (must match the query side in search-query.ts):
- *   token:     "c|code", "s|system|code", "s|system|", "n|code" (value without system)
+ * hashed into blind indexes. Token spellings (the query side in search-query.ts must use the same):
+ *   any:       "?" when the parameter has a value
+ *   token:     "c|code", "s|system|code", "s|system|", "n|code" (value without system),
+ *              "t|prefix" of displays and texts (:text), "o|typeSystem|typeCode|value" (:of-type)
  *   string:    "p|prefix" for the normalised prefixes of PREFIX_LENGTHS, "x|exact value"
- *   reference: "r|Type/id", "i|id", "u|url"
- *   uri:       "u|uri"
+ *   reference: "r|Type/id", "i|id", "u|url"; with Reference.identifier "dc|value", "ds|system|value",
+ *              "dn|value" (:identifier)
+ *   uri:       "u|uri", and "b|prefix" for each path-segment prefix (:below)
  *   date:      see date-tokens.ts
+ *   number:    "#|bucket", see number-tokens.ts
+ *   quantity:  "#|bucket", "c|code|bucket" (unit code and unit text), "s|system|code|bucket"
+ *   composite: none of its own: a composite is narrowed through its components' parameters
  */
 export function extractTokens(resource: AnyResource): PlainToken[] {
   const out = new Map<string, PlainToken>();
   for (const p of indexedParams(resource.resourceType).values()) {
+    if (p.type === 'composite') continue;
     let values: unknown[];
     try {
       values = evalFhirPath(p.atom, resource);
     } catch {
       continue;
     }
-    for (const v of values)
-      for (const t of valueTokens(p, v)) out.set(`${p.code}\u0000${t}`, { param: p.code, value: t });
+    let present = false;
+    for (const v of values) {
+      for (const t of valueTokens(p, v)) {
+        present = true;
+        out.set(`${p.code}\u0000${t}`, { param: p.code, value: t });
+      }
+    }
+    if (present) out.set(`${p.code}\u0000${PRESENT}`, { param: p.code, value: PRESENT });
   }
   return [...out.values()];
 }
@@ -55,19 +74,34 @@ function valueTokens(p: IndexedParam, v: unknown): string[] {
     case 'reference':
       return referenceTokens(v);
     case 'uri':
-      return typeof v === 'string' ? [`u|${v}`] : [];
+      return typeof v === 'string' ? uriTokens(v) : [];
     case 'date':
       return dateTokens(v);
+    case 'number':
+      return typeof v === 'number' ? numberTokens(v).map((b) => `#|${b}`) : [];
+    case 'quantity':
+      return quantityTokens(v);
+    case 'composite':
+      return [];
   }
 }
 
-function codeTokens(system: string | undefined, code: string | undefined): string[] {
-  if (code === undefined || code === '') return system ? [`s|${system}|`] : [];
-  return system ? [`c|${code}`, `s|${system}|${code}`, `s|${system}|`] : [`c|${code}`, `n|${code}`];
+export function codeTokens(prefix: '' | 'd', system: string | undefined, code: string | undefined): string[] {
+  if (code === undefined || code === '') return system ? [`${prefix}s|${system}|`] : [];
+  return system
+    ? [`${prefix}c|${code}`, `${prefix}s|${system}|${code}`, `${prefix}s|${system}|`]
+    : [`${prefix}c|${code}`, `${prefix}n|${code}`];
 }
 
 function tokenTokens(v: unknown): string[] {
-  return codings(v).flatMap((c) => codeTokens(c.system, c.code));
+  const out = codings(v).flatMap((c) => codeTokens('', c.system, c.code));
+  for (const text of texts(v)) {
+    const norm = normalizeSearchString(text);
+    for (const l of TEXT_PREFIX_LENGTHS) if (l <= norm.length) out.push(`t|${norm.slice(0, l)}`);
+  }
+  for (const ident of identifierTypes(v))
+    for (const t of ident.types) if (t.system && t.code) out.push(`o|${t.system}|${t.code}|${ident.value}`);
+  return out;
 }
 
 function stringTokens(v: unknown): string[] {
@@ -81,11 +115,35 @@ function stringTokens(v: unknown): string[] {
 }
 
 function referenceTokens(v: unknown): string[] {
-  if (typeof v === 'string') return [`u|${v}`];
-  const ref = (v as { reference?: unknown } | null)?.reference;
-  if (typeof ref !== 'string') return [];
-  const local = parseReference(ref);
-  return local ? [`r|${local.type}/${local.id}`, `i|${local.id}`] : [`u|${ref}`];
+  if (typeof v === 'string') return uriTokens(v);
+  const o = v as { reference?: unknown; identifier?: unknown } | null;
+  const out: string[] = [];
+  if (typeof o?.reference === 'string') {
+    const local = parseReference(o.reference);
+    out.push(...(local ? [`r|${local.type}/${local.id}`, `i|${local.id}`] : [`u|${o.reference}`]));
+  }
+  for (const c of codings(o?.identifier)) out.push(...codeTokens('d', c.system, c.code));
+  return out;
+}
+
+/** "u|uri", and "b|" for the uri and each prefix of it that ends before a "/" past the scheme. */
+export function uriTokens(uri: string): string[] {
+  const out = [`u|${uri}`, `b|${uri.replace(/\/+$/, '')}`];
+  const from = uri.indexOf('://') >= 0 ? uri.indexOf('://') + 3 : 0;
+  for (let i = uri.indexOf('/', from); i > 0; i = uri.indexOf('/', i + 1)) out.push(`b|${uri.slice(0, i)}`);
+  return [...new Set(out)];
+}
+
+function quantityTokens(v: unknown): string[] {
+  const q = v as { value?: unknown; system?: unknown; code?: unknown; unit?: unknown } | null;
+  if (!q || typeof q !== 'object' || typeof q.value !== 'number') return [];
+  const out: string[] = [];
+  for (const b of numberTokens(q.value)) {
+    out.push(`#|${b}`);
+    for (const unit of new Set([q.code, q.unit])) if (typeof unit === 'string') out.push(`c|${unit}|${b}`);
+    if (typeof q.system === 'string' && typeof q.code === 'string') out.push(`s|${q.system}|${q.code}|${b}`);
+  }
+  return out;
 }
 
 function dateTokens(v: unknown): string[] {

@@ -1,24 +1,48 @@
-import type { Bundle, BundleEntry } from '@medplum/fhirtypes';
-import type { ResourceRepository } from '../store/resource.repository.js';
-import type { ResourceStore } from '../store/resource.store.js';
+import { evalFhirPath } from '@medplum/core';
+import type { Bundle, BundleEntry, BundleLink } from '@medplum/fhirtypes';
+import { normalizeSearchString } from '#crypto';
+import { FhirError } from '../fhir/outcomes.js';
 import type { RequestContext } from '../fhir/request-context.js';
 import { parseReference, type AnyResource } from '../fhir/resource-json.js';
+import type { CandidateQuery, ResourceRepository } from '../store/resource.repository.js';
+import type { ResourceStore } from '../store/resource.store.js';
+import { matchesAll, stringParts, codings } from './search-criteria.js';
 import type { SearchIndex } from './search-index.js';
-import { evalFhirPath } from '@medplum/core';
-import { matchesAll, type Criterion } from './search-criteria.js';
-import { indexedParams } from './search-params.js';
-import { planSearch, type SearchPlan } from './search-query.js';
+import { indexedParams, type IndexedParam } from './search-params.js';
+import { planSearch, type IncludeSpec, type SearchPlan, type SortKey } from './search-query.js';
+import { parseDateRange } from '../fhir/fhir-date.js';
 
 /** How many candidates one request may re-check before it returns what it has with a next link. */
 const MAX_SCAN = 20_000;
 const MAX_TOTAL_SCAN = 100_000;
+/** Chains and _has resolve to at most this many ids; a broader join is refused as too costly. */
+export const MAX_JOIN_IDS = 10_000;
+/** _sort orders decrypted matches in memory (their values are encrypted); more matches are refused. */
+export const MAX_SORT = 10_000;
+/** _include and _revinclude add at most this many resources to one page (Medplum's bound too). */
+export const MAX_INCLUDES = 1_000;
+/** :iterate follows includes at most this many rounds. */
+const MAX_ITERATE = 3;
+
+/** A search with its joins resolved and its tokens hashed: what the candidate query needs. */
+interface Prepared {
+  plan: SearchPlan;
+  candidates: Omit<CandidateQuery, 'limit'>;
+  /** A join matched nothing, so neither does the search. */
+  empty: boolean;
+}
+
+export interface SearchOptions {
+  /** Compartment search (R4 compartmentdefinition.html#search): only the Patient compartment exists here. */
+  compartment?: { type: string; id: string };
+  repo?: ResourceRepository;
+}
 
 /**
- * FHIR search over encrypted data (https://hl7.org/fhir/R4/search.html), first increment: token, string,
- * reference, uri and date parameters, _id, _lastUpdated, OR (commas) and AND (repeats), _count with stable
- * cursor paging, _total and _summary=count. Blind-index tokens select candidates in id order; each one is
- * decrypted and re-checked against the exact FHIR semantics before it may count or be returned, so the
- * page size, the cursor and the total only ever see true matches.
+ * FHIR search over encrypted data (https://hl7.org/fhir/R4/search.html). Blind-index tokens select
+ * candidates in id order; each one is decrypted and re-checked against the exact FHIR semantics before it
+ * may count or be returned, so page sizes, cursors and totals only ever see true matches. Chains and _has
+ * are resolved first, into the ids they allow; _sort orders the decrypted matches in memory.
  */
 export class SearchService {
   constructor(
@@ -32,54 +56,47 @@ export class SearchService {
     resourceType: string,
     query: Record<string, string[]>,
     strict: boolean,
+    opts: SearchOptions = {},
   ): Promise<Bundle> {
     ctx.scopes.assertAllows(resourceType, 's');
     const plan = planSearch(resourceType, query, strict);
     await this.index.ready();
-    const hashed = {
-      ...plan,
-      conditions: plan.conditions.map((c) => ({
-        param: c.param,
-        tokens: c.tokens.map((t) => this.index.hash(resourceType, c.param, t)),
-      })),
-    };
+    const repo = opts.repo ?? this.store.repo;
+    const prep = await this.prepare(ctx, plan, repo, opts.compartment);
+    const base = opts.compartment
+      ? `${opts.compartment.type}/${opts.compartment.id}/${resourceType}`
+      : resourceType;
     const bundle: Bundle = {
       resourceType: 'Bundle',
       type: 'searchset',
-      link: [{ relation: 'self', url: this.url(resourceType, plan.echo, plan.cursor) }],
+      link: [{ relation: 'self', url: this.url(base, plan.echo, plan.cursor) }],
     };
-    if (plan.total === 'accurate' || plan.summaryCount) bundle.total = await this.count(hashed);
-    if (plan.summaryCount) return bundle;
-
-    const matches: AnyResource[] = [];
-    let after = plan.cursor;
-    let scanned = 0;
-    let exhausted = false;
-    while (matches.length <= plan.count && scanned < MAX_SCAN) {
-      const batch = await this.store.repo.searchCandidates({
-        ...hashed,
-        afterId: after,
-        limit: Math.max(50, plan.count * 2),
-      });
-      if (batch.length === 0) {
-        exhausted = true;
-        break;
-      }
-      for (const v of batch) {
-        scanned++;
-        after = v.id;
-        const resource = JSON.parse(v.json!.toString('utf8')) as AnyResource;
-        if (this.matches(plan, resource)) matches.push(resource);
-        if (matches.length > plan.count) break;
-      }
+    if (plan.summaryCount) {
+      bundle.total = prep.empty ? 0 : await this.count(prep, repo);
+      return bundle;
     }
-    const page = matches.slice(0, plan.count);
-    const nextCursor =
-      matches.length > plan.count ? page[page.length - 1]?.id : exhausted ? undefined : after;
-    if (nextCursor !== undefined)
-      bundle.link!.push({ relation: 'next', url: this.url(resourceType, plan.echo, nextCursor) });
+    const { page, links, total } =
+      plan.sort.length > 0 ? await this.sortedPage(prep, repo, base) : await this.idPage(prep, repo, base);
+    if (plan.total === 'accurate') bundle.total = total ?? (prep.empty ? 0 : await this.count(prep, repo));
+    bundle.link!.push(...links);
     bundle.entry = page.map((r): BundleEntry => this.entry(r, 'match'));
-    bundle.entry.push(...(await this.includes(ctx, plan, page)).map((r) => this.entry(r, 'include')));
+    const { included, truncated } = await this.includes(ctx, plan, page, repo);
+    bundle.entry.push(...included.map((r) => this.entry(r, 'include')));
+    if (truncated) {
+      bundle.entry.push({
+        resource: {
+          resourceType: 'OperationOutcome',
+          issue: [
+            {
+              severity: 'warning',
+              code: 'too-costly',
+              diagnostics: `_include and _revinclude stopped after ${MAX_INCLUDES} resources`,
+            },
+          ],
+        },
+        search: { mode: 'outcome' },
+      });
+    }
     return bundle;
   }
 
@@ -99,26 +116,268 @@ export class SearchService {
     ctx.scopes.assertAllows(resourceType, 's');
     const plan = planSearch(resourceType, query, true);
     await this.index.ready();
-    const hashed = {
-      ...plan,
-      conditions: plan.conditions.map((c) => ({
-        param: c.param,
-        tokens: c.tokens.map((t) => this.index.hash(resourceType, c.param, t)),
-      })),
-    };
+    return this.allIds(ctx, plan, repo, limit, false);
+  }
+
+  /** Matching ids in id order, at most `limit`; with `refuseMore`, more than that is a too-costly error. */
+  private async allIds(
+    ctx: RequestContext,
+    plan: SearchPlan,
+    repo: ResourceRepository,
+    limit: number,
+    refuseMore: boolean,
+  ): Promise<string[]> {
+    const prep = await this.prepare(ctx, plan, repo);
+    if (prep.empty) return [];
     const ids: string[] = [];
-    let after: string | undefined;
-    for (;;) {
-      const batch = await repo.searchCandidates({ ...hashed, afterId: after, limit: 500 });
-      if (batch.length === 0) return ids;
-      for (const v of batch) {
-        after = v.id;
-        if (this.matches(plan, JSON.parse(v.json!.toString('utf8')) as AnyResource)) {
-          ids.push(v.id);
-          if (ids.length >= limit) return ids;
+    for await (const r of this.scan(prep, repo, {})) {
+      if (ids.length === limit) {
+        if (!refuseMore) break;
+        throw new FhirError(
+          'too-costly',
+          `a chained or _has search on ${plan.resourceType} matches more than ${limit} resources; narrow it`,
+          {
+            expression: [plan.resourceType],
+          },
+        );
+      }
+      ids.push(r.id!);
+    }
+    return ids;
+  }
+
+  /** Resolves chains and _has into ids, then hashes every token with the searched type's keys. */
+  private async prepare(
+    ctx: RequestContext,
+    plan: SearchPlan,
+    repo: ResourceRepository,
+    compartment?: { type: string; id: string },
+  ): Promise<Prepared> {
+    const conditions = [...plan.conditions];
+    const criteria = [...plan.criteria];
+    let ids = plan.ids;
+    let empty = ids?.length === 0;
+    for (const chain of plan.chains) {
+      if (empty) break;
+      const refs: { type: string; id: string }[] = [];
+      for (const t of chain.targets) {
+        // A chain reveals the target's data, so the client needs search rights on it too.
+        ctx.scopes.assertAllows(t.type, 's');
+        const inner = planSearch(t.type, t.query, true, plan.depth + 1);
+        const found = await this.allIds(ctx, inner, repo, MAX_JOIN_IDS - refs.length, true);
+        refs.push(...found.map((id) => ({ type: t.type, id })));
+      }
+      if (refs.length === 0) {
+        empty = true;
+        break;
+      }
+      const p = indexedParams(plan.resourceType).get(chain.param)!;
+      conditions.push({ terms: [{ param: chain.param, tokens: refs.map((r) => `r|${r.type}/${r.id}`) }] });
+      criteria.push({
+        code: chain.param,
+        expression: p.atom,
+        values: refs.map((r) => ({ kind: 'reference' as const, ...r })),
+      });
+    }
+    for (const has of plan.has) {
+      if (empty) break;
+      ctx.scopes.assertAllows(has.type, 's');
+      const inner = planSearch(has.type, has.query, true, plan.depth + 1);
+      const innerPrep = await this.prepare(ctx, inner, repo);
+      const p = indexedParams(has.type).get(has.param)!;
+      const found = new Set<string>();
+      if (!innerPrep.empty) {
+        let scanned = 0;
+        for await (const r of this.scan(innerPrep, repo, {})) {
+          if (++scanned > MAX_JOIN_IDS) {
+            throw new FhirError(
+              'too-costly',
+              `${has.key} matches more than ${MAX_JOIN_IDS} resources; narrow it`,
+              {
+                expression: [has.key],
+              },
+            );
+          }
+          for (const v of evalFhirPath(p.atom, r)) {
+            const ref = (v as { reference?: unknown } | null)?.reference;
+            const local = typeof ref === 'string' ? parseReference(ref) : undefined;
+            if (local?.type === plan.resourceType) found.add(local.id);
+          }
         }
       }
+      ids = ids ? ids.filter((i) => found.has(i)) : [...found];
+      if (ids.length === 0) empty = true;
     }
+    let patientCompartment: string | undefined;
+    if (compartment) {
+      if (compartment.type !== 'Patient')
+        throw new FhirError('not-implemented', `only the Patient compartment can be searched`, {
+          expression: [compartment.type],
+        });
+      patientCompartment = compartment.id;
+    }
+    const hashed = conditions.map((c) => ({
+      ...(c.negate ? { negate: true } : {}),
+      terms: c.terms.map((t) => ({
+        param: t.param,
+        tokens: t.tokens.map((v) => this.index.hash(plan.resourceType, t.param, v)),
+      })),
+    }));
+    return {
+      plan: { ...plan, criteria },
+      empty,
+      candidates: {
+        resourceType: plan.resourceType,
+        conditions: hashed,
+        lastUpdated: plan.lastUpdated,
+        ...(ids ? { ids } : {}),
+        ...(patientCompartment !== undefined ? { patientCompartment } : {}),
+      },
+    };
+  }
+
+  /**
+   * Decrypted, re-checked matches in id order (descending with `before`), starting after/before an id.
+   * Stops after MAX_SCAN candidates when `budget` is set, reporting where it stopped through `progress`.
+   */
+  private async *scan(
+    prep: Prepared,
+    repo: ResourceRepository,
+    from: {
+      after?: string;
+      before?: string;
+      progress?: { last?: string; exhausted: boolean; budget?: number };
+    },
+  ): AsyncGenerator<AnyResource> {
+    if (prep.empty) {
+      if (from.progress) from.progress.exhausted = true;
+      return;
+    }
+    let after = from.after;
+    let before = from.before;
+    const descending = before !== undefined;
+    let scanned = 0;
+    for (;;) {
+      const batch = await repo.searchCandidates({
+        ...prep.candidates,
+        ...(after !== undefined ? { afterId: after } : {}),
+        ...(before !== undefined ? { beforeId: before } : {}),
+        descending,
+        limit: 200,
+      });
+      if (batch.length === 0) {
+        if (from.progress) from.progress.exhausted = true;
+        return;
+      }
+      for (const v of batch) {
+        if (descending) before = v.id;
+        else after = v.id;
+        scanned++;
+        if (from.progress) from.progress.last = v.id;
+        const resource = JSON.parse(v.json!.toString('utf8')) as AnyResource;
+        if (matchesAll(resource, prep.plan.criteria)) yield resource;
+        if (from.progress?.budget !== undefined && scanned >= from.progress.budget) return;
+      }
+    }
+  }
+
+  /**
+   * A page in id order. Cursors are "a:<id>" (after) and "b:<id>" (before): ids are random and not PHI,
+   * and a keyset cursor stays exact while other requests write (R4 http.html#paging leaves the form open).
+   */
+  private async idPage(
+    prep: Prepared,
+    repo: ResourceRepository,
+    base: string,
+  ): Promise<{ page: AnyResource[]; links: BundleLink[]; total?: number }> {
+    const { plan } = prep;
+    const cursor = parseIdCursor(plan.cursor);
+    const progress = { exhausted: false, budget: MAX_SCAN } as {
+      last?: string;
+      exhausted: boolean;
+      budget: number;
+    };
+    const found: AnyResource[] = [];
+    for await (const r of this.scan(prep, repo, { ...cursor, progress })) {
+      found.push(r);
+      if (found.length > plan.count) break;
+    }
+    const links: BundleLink[] = [];
+    const link = (relation: string, c: string) => links.push({ relation, url: this.url(base, plan.echo, c) });
+    if (cursor.before !== undefined) {
+      // Walking back: newest-first ids, shown in ascending order.
+      const page = found.slice(0, plan.count).reverse();
+      if (found.length > plan.count || (!progress.exhausted && progress.last !== undefined))
+        link('previous', `b:${page[0]?.id ?? progress.last}`);
+      link('next', `a:${page[page.length - 1]?.id ?? cursor.before}`);
+      return { page, links };
+    }
+    const page = found.slice(0, plan.count);
+    if (cursor.after !== undefined) link('previous', `b:${page[0]?.id ?? cursor.after}`);
+    if (found.length > plan.count) link('next', `a:${page[page.length - 1]!.id}`);
+    else if (!progress.exhausted && progress.last !== undefined) link('next', `a:${progress.last}`);
+    return {
+      page,
+      links,
+      ...(cursor.after === undefined && found.length <= plan.count && progress.exhausted
+        ? { total: page.length }
+        : {}),
+    };
+  }
+
+  /**
+   * A page of a sorted search (R4 search.html#sort): every match (at most MAX_SORT) is decrypted and
+   * ordered by the sort keys, then by id, and the page starts after the sealed cursor's position.
+   * Missing values sort last in either direction.
+   */
+  private async sortedPage(
+    prep: Prepared,
+    repo: ResourceRepository,
+    base: string,
+  ): Promise<{ page: AnyResource[]; links: BundleLink[]; total: number }> {
+    const { plan } = prep;
+    const rows: { key: SortValue[]; r: AnyResource }[] = [];
+    for await (const r of this.scan(prep, repo, {})) {
+      if (rows.length === MAX_SORT) {
+        throw new FhirError('too-costly', `_sort orders at most ${MAX_SORT} matches; narrow the search`, {
+          expression: ['_sort'],
+        });
+      }
+      rows.push({ key: sortKey(plan.sort, r), r });
+    }
+    const cmp = (a: { key: SortValue[]; r: AnyResource }, b: { key: SortValue[]; r: AnyResource }) =>
+      compareKeys(plan.sort, a.key, b.key) || (a.r.id! < b.r.id! ? -1 : a.r.id! > b.r.id! ? 1 : 0);
+    rows.sort(cmp);
+    const bind = `${plan.resourceType}?${plan.echo.toString()}`;
+    let start = 0;
+    let end = Math.min(plan.count, rows.length);
+    if (plan.cursor !== undefined) {
+      const c = this.index.openCursor(plan.cursor, bind) as
+        { d: 'a' | 'b'; k: SortValue[]; id: string } | undefined;
+      if (!c || !Array.isArray(c.k))
+        throw new FhirError('bad-request', '_cursor is not valid for this search', {
+          expression: ['_cursor'],
+        });
+      const pivot = { key: c.k, r: { resourceType: plan.resourceType, id: c.id } as AnyResource };
+      if (c.d === 'a') {
+        start = rows.findIndex((row) => cmp(row, pivot) > 0);
+        if (start < 0) start = rows.length;
+        end = Math.min(start + plan.count, rows.length);
+      } else {
+        end = rows.findIndex((row) => cmp(row, pivot) >= 0);
+        if (end < 0) end = rows.length;
+        start = Math.max(0, end - plan.count);
+      }
+    }
+    const page = rows.slice(start, end);
+    const links: BundleLink[] = [];
+    const seal = (d: 'a' | 'b', row: { key: SortValue[]; r: AnyResource }) =>
+      this.index.sealCursor({ d, k: row.key, id: row.r.id }, bind);
+    if (start > 0 && page[0])
+      links.push({ relation: 'previous', url: this.url(base, plan.echo, seal('b', page[0])) });
+    if (end < rows.length && page.length > 0)
+      links.push({ relation: 'next', url: this.url(base, plan.echo, seal('a', page[page.length - 1]!)) });
+    return { page: page.map((row) => row.r), links, total: rows.length };
   }
 
   private entry(r: AnyResource, mode: 'match' | 'include'): BundleEntry {
@@ -130,24 +389,54 @@ export class SearchService {
   }
 
   /**
-   * _include and _revinclude (R4 search.html#include) for one page of matches. Included resources pass the
-   * same scope check as a read of their type; ones the client may not read are left out.
+   * _include and _revinclude (R4 search.html#include), with `*` and :iterate, for one page of matches.
+   * Included resources pass the same scope check as a read of their type; ones the client may not read
+   * are left out.
    */
-  private async includes(ctx: RequestContext, plan: SearchPlan, page: AnyResource[]): Promise<AnyResource[]> {
-    if (page.length === 0 || (plan.include.length === 0 && plan.revinclude.length === 0)) return [];
-    const seen = new Set(page.map((r) => `${r.resourceType}/${r.id}`));
+  private async includes(
+    ctx: RequestContext,
+    plan: SearchPlan,
+    page: AnyResource[],
+    repo: ResourceRepository,
+  ): Promise<{ included: AnyResource[]; truncated: boolean }> {
     const out: AnyResource[] = [];
-    const add = (r: AnyResource) => {
+    if (page.length === 0 || (plan.include.length === 0 && plan.revinclude.length === 0))
+      return { included: out, truncated: false };
+    const seen = new Set(page.map((r) => `${r.resourceType}/${r.id}`));
+    let truncated = false;
+    const add = (r: AnyResource, next: AnyResource[]) => {
       const key = `${r.resourceType}/${r.id}`;
-      if (!seen.has(key) && ctx.scopes.allows(r.resourceType, 'r')) {
-        seen.add(key);
-        out.push(r);
+      if (seen.has(key) || !ctx.scopes.allows(r.resourceType, 'r')) return;
+      if (out.length >= MAX_INCLUDES) {
+        truncated = true;
+        return;
       }
+      seen.add(key);
+      out.push(r);
+      next.push(r);
     };
-    for (const inc of plan.include) {
-      const p = indexedParams(inc.source).get(inc.param)!;
-      const wanted = new Map<string, Set<string>>();
-      for (const r of page) {
+    let from = page;
+    for (let round = 0; round <= MAX_ITERATE && from.length > 0 && !truncated; round++) {
+      const next: AnyResource[] = [];
+      const active = (specs: IncludeSpec[]) => specs.filter((s) => (round === 0 ? true : s.iterate));
+      for (const inc of active(plan.include)) await this.forwardInclude(inc, from, repo, (r) => add(r, next));
+      for (const rev of active(plan.revinclude))
+        await this.reverseInclude(rev, from, repo, (r) => add(r, next));
+      from = next;
+    }
+    return { included: out, truncated };
+  }
+
+  private async forwardInclude(
+    inc: IncludeSpec,
+    from: AnyResource[],
+    repo: ResourceRepository,
+    add: (r: AnyResource) => void,
+  ): Promise<void> {
+    const wanted = new Map<string, Set<string>>();
+    for (const r of from) {
+      if (inc.source !== '*' && inc.source !== r.resourceType) continue;
+      for (const p of referenceParams(r.resourceType, inc.param)) {
         for (const v of evalFhirPath(p.atom, r)) {
           const ref = (v as { reference?: unknown } | null)?.reference;
           const local = typeof ref === 'string' ? parseReference(ref) : undefined;
@@ -156,69 +445,144 @@ export class SearchService {
           wanted.get(local.type)!.add(local.id);
         }
       }
-      for (const [type, ids] of wanted) {
-        for (const v of await this.store.repo.readCurrentMany(type, [...ids]))
-          add(JSON.parse(v.json!.toString('utf8')) as AnyResource);
-      }
     }
-    for (const rev of plan.revinclude) {
-      const targets = page.filter((r) => !rev.target || rev.target === r.resourceType);
-      if (targets.length === 0) continue;
-      const p = indexedParams(rev.source).get(rev.param)!;
-      const criteria: Criterion[] = [
-        {
-          code: rev.param,
-          expression: p.atom,
-          values: targets.map((r) => ({ kind: 'reference' as const, type: r.resourceType, id: r.id! })),
-        },
-      ];
-      const tokens = targets.map((r) =>
-        this.index.hash(rev.source, rev.param, `r|${r.resourceType}/${r.id}`),
-      );
-      let after: string | undefined;
-      for (let scanned = 0; scanned < MAX_SCAN;) {
-        const batch = await this.store.repo.searchCandidates({
-          resourceType: rev.source,
-          conditions: [{ param: rev.param, tokens }],
-          lastUpdated: [],
-          afterId: after,
-          limit: 500,
-        });
-        if (batch.length === 0) break;
-        for (const v of batch) {
-          scanned++;
-          after = v.id;
-          const r = JSON.parse(v.json!.toString('utf8')) as AnyResource;
-          if (matchesAll(r, criteria)) add(r);
-        }
-      }
+    for (const [type, ids] of wanted) {
+      for (const v of await repo.readCurrentMany(type, [...ids]))
+        add(JSON.parse(v.json!.toString('utf8')) as AnyResource);
     }
-    return out;
   }
 
-  private matches(plan: SearchPlan, resource: AnyResource): boolean {
-    return matchesAll(resource, plan.criteria);
+  private async reverseInclude(
+    rev: IncludeSpec,
+    from: AnyResource[],
+    repo: ResourceRepository,
+    add: (r: AnyResource) => void,
+  ): Promise<void> {
+    if (rev.source === '*') return; // _revinclude=* would read every referring resource: refused at parse
+    const targets = from.filter((r) => !rev.target || rev.target === r.resourceType);
+    const params = referenceParams(rev.source, rev.param);
+    if (targets.length === 0 || params.length === 0) return;
+    const values = targets.map((r) => ({ kind: 'reference' as const, type: r.resourceType, id: r.id! }));
+    const criteria = params.map((p) => ({ code: p.code, expression: p.atom, values }));
+    const prep: Prepared = {
+      plan: { ...planSearch(rev.source, {}, false), criteria: [] },
+      empty: false,
+      candidates: {
+        resourceType: rev.source,
+        conditions: [
+          {
+            terms: params.map((p) => ({
+              param: p.code,
+              tokens: targets.map((r) => this.index.hash(rev.source, p.code, `r|${r.resourceType}/${r.id}`)),
+            })),
+          },
+        ],
+        lastUpdated: [],
+      },
+    };
+    let scanned = 0;
+    for await (const r of this.scan(prep, repo, {})) {
+      if (++scanned > MAX_SCAN) break;
+      // Any of the parameters may hold the reference (OR), unlike a search's AND.
+      if (criteria.some((c) => matchesAll(r, [c]))) add(r);
+    }
   }
 
-  private async count(plan: SearchPlan): Promise<number | undefined> {
+  private async count(prep: Prepared, repo: ResourceRepository): Promise<number | undefined> {
     let n = 0;
-    let after: string | undefined;
-    for (let scanned = 0; scanned < MAX_TOTAL_SCAN;) {
-      const batch = await this.store.repo.searchCandidates({ ...plan, afterId: after, limit: 500 });
-      if (batch.length === 0) return n;
-      for (const v of batch) {
-        after = v.id;
-        scanned++;
-        if (this.matches(plan, JSON.parse(v.json!.toString('utf8')) as AnyResource)) n++;
-      }
-    }
-    return undefined; // too many to count exactly within bounds: no total rather than a wrong one
+    const progress = { exhausted: false, budget: MAX_TOTAL_SCAN } as { exhausted: boolean; budget: number };
+    for await (const _ of this.scan(prep, repo, { progress })) n++;
+    // Too many to count exactly within bounds: no total rather than a wrong one.
+    return progress.exhausted ? n : undefined;
   }
 
-  private url(type: string, echo: URLSearchParams, cursor: string | undefined): string {
+  private url(path: string, echo: URLSearchParams, cursor: string | undefined): string {
     const q = new URLSearchParams(echo);
     if (cursor !== undefined) q.set('_cursor', cursor);
     const qs = q.toString();
-    return `${this.fhirBase}/${type}${qs ? `?${qs}` : ''}`;
+    return `${this.fhirBase}/${path}${qs ? `?${qs}` : ''}`;
   }
+}
+
+function parseIdCursor(cursor: string | undefined): { after?: string; before?: string } {
+  if (cursor === undefined) return {};
+  const m = /^([ab]):([A-Za-z0-9\-.]{1,64})$/.exec(cursor);
+  if (!m)
+    throw new FhirError('bad-request', '_cursor is not valid for this search', { expression: ['_cursor'] });
+  return m[1] === 'a' ? { after: m[2] } : { before: m[2] };
+}
+
+function referenceParams(type: string, code: string): IndexedParam[] {
+  const all = [...indexedParams(type).values()].filter((p) => p.type === 'reference');
+  return code === '*' ? all : all.filter((p) => p.code === code);
+}
+
+type SortValue = string | number | null;
+
+/** The value a resource sorts by for each key: the lowest for ascending, the highest for descending. */
+function sortKey(keys: readonly SortKey[], r: AnyResource): SortValue[] {
+  return keys.map((k) => {
+    if (k.code === '_id') return r.id ?? null;
+    if (k.code === '_lastUpdated') return r.meta?.lastUpdated ? Date.parse(r.meta.lastUpdated) : null;
+    let values: unknown[];
+    try {
+      values = evalFhirPath(k.param!.atom, r);
+    } catch {
+      values = [];
+    }
+    const candidates = values.flatMap((v) => sortables(k.param!, v, k.descending));
+    if (candidates.length === 0) return null;
+    return candidates.reduce((a, b) => ((k.descending ? b > a : b < a) ? b : a));
+  });
+}
+
+function sortables(p: IndexedParam, v: unknown, descending: boolean): (string | number)[] {
+  switch (p.type) {
+    case 'string':
+      return stringParts(v).map(normalizeSearchString);
+    case 'token':
+      return codings(v).flatMap((c) => (c.code !== undefined ? [c.code] : []));
+    case 'number':
+      return typeof v === 'number' ? [v] : [];
+    case 'quantity': {
+      const value = (v as { value?: unknown } | null)?.value;
+      return typeof value === 'number' ? [value] : [];
+    }
+    case 'date': {
+      const parse = (s: unknown, side: 'start' | 'end') => {
+        if (typeof s !== 'string') return [];
+        try {
+          return [Date.parse(parseDateRange(s, p.code)[side])];
+        } catch {
+          return [];
+        }
+      };
+      if (typeof v === 'string') return parse(v, descending ? 'end' : 'start');
+      const period = v as { start?: unknown; end?: unknown } | null;
+      return descending
+        ? parse(period?.end ?? period?.start, 'end')
+        : parse(period?.start ?? period?.end, 'start');
+    }
+    case 'uri':
+      return typeof v === 'string' ? [v] : [];
+    case 'reference': {
+      const ref = (v as { reference?: unknown } | null)?.reference;
+      return typeof ref === 'string' ? [ref] : [];
+    }
+    case 'composite':
+      return [];
+  }
+}
+
+function compareKeys(keys: readonly SortKey[], a: SortValue[], b: SortValue[]): number {
+  for (let i = 0; i < keys.length; i++) {
+    const x = a[i] ?? null;
+    const y = b[i] ?? null;
+    if (x === y) continue;
+    if (x === null) return 1; // missing last, whatever the direction
+    if (y === null) return -1;
+    const c = x < y ? -1 : 1;
+    return keys[i]!.descending ? -c : c;
+  }
+  return 0;
 }

@@ -174,9 +174,10 @@ describe('_include and _revinclude', () => {
     await expect(search('Observation', '_include=Patient:organization')).rejects.toMatchObject({
       status: 400,
     });
-    await expect(search('Observation', '_include:iterate=Observation:subject')).rejects.toMatchObject({
-      status: 501,
+    await expect(search('Observation', '_include:recurse=Observation:subject')).rejects.toMatchObject({
+      status: 400,
     });
+    await expect(search('Patient', '_revinclude=*')).rejects.toMatchObject({ status: 400 });
   });
 });
 

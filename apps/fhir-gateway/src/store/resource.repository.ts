@@ -46,6 +46,20 @@ interface VersionRow {
   seq?: number;
 }
 
+/** A blind-index search over one type; tokens are hex HMACs (see search/search-index.ts). */
+export interface CandidateQuery {
+  resourceType: string;
+  conditions: readonly { terms: readonly { param: string; tokens: readonly string[] }[]; negate?: boolean }[];
+  ids?: readonly string[];
+  /** Only members of this Patient's compartment (resource_compartment). */
+  patientCompartment?: string;
+  lastUpdated: readonly { op: '>=' | '<' | 'not-in'; start: string; end?: string }[];
+  afterId?: string;
+  beforeId?: string;
+  descending?: boolean;
+  limit: number;
+}
+
 /**
  * The only code that reads or writes resource rows. It encrypts on the way in and decrypts on the way out,
  * so nothing above it handles ciphertext and nothing below it sees plaintext.
@@ -185,19 +199,21 @@ export class ResourceRepository {
    * Search candidates in id order after `afterId`: current, not deleted, and holding at least one token of
    * every condition. Tokens narrow; the caller re-checks every candidate on its decrypted content.
    */
-  async searchCandidates(q: {
-    resourceType: string;
-    conditions: readonly { param: string; tokens: readonly string[] }[];
-    ids?: readonly string[];
-    lastUpdated: readonly { op: '>=' | '<' | 'not-in'; start: string; end?: string }[];
-    afterId?: string;
-    limit: number;
-  }): Promise<StoredVersion[]> {
+  /**
+   * Current, non-deleted resources that may match a search, in id order (descending when paging back),
+   * narrowed by blind-index conditions whose tokens are hex HMACs. A superset: callers re-check each one.
+   */
+  async searchCandidates(q: CandidateQuery): Promise<StoredVersion[]> {
     const params: unknown[] = [q.resourceType];
     const where = ['r.resource_type = $1', 'NOT r.deleted'];
     const p = (v: unknown) => `$${params.push(v)}`;
     if (q.afterId !== undefined) where.push(`r.id > ${p(q.afterId)}`);
+    if (q.beforeId !== undefined) where.push(`r.id < ${p(q.beforeId)}`);
     if (q.ids) where.push(`r.id = ANY(${p([...q.ids])}::text[])`);
+    if (q.patientCompartment !== undefined) {
+      where.push(`r.id IN (SELECT c.id FROM resource_compartment c
+        WHERE c.resource_type = $1 AND c.patient_id = ${p(q.patientCompartment)})`);
+    }
     for (const c of q.lastUpdated) {
       if (c.op === 'not-in')
         where.push(`NOT (r.last_updated >= ${p(c.start)} AND r.last_updated < ${p(c.end)})`);
@@ -205,18 +221,24 @@ export class ResourceRepository {
         where.push(`r.last_updated >= ${p(c.start)} AND r.last_updated < ${p(c.end)}`);
       else where.push(`r.last_updated ${c.op} ${p(c.start)}`);
     }
-    // Each condition is a semi-join on the token index (resource_type, param, token, id). Tokens travel as
-    // one bytea[] (Buffers serialise correctly with pg and PGlite), unnested and joined so each token is an equality
-    // probe of the index (with "= ANY" the planner may filter instead, before statistics exist), and the
-    // planner drives from the token index instead of walking resources in id order.
+    // Each condition is a semi-join (or anti-join, when negated) on the token index (resource_type, param,
+    // token, id). Tokens travel as one bytea[] (Buffers serialise correctly with pg and PGlite), unnested
+    // and joined so each token is an equality probe of the index (with "= ANY" the planner may filter
+    // instead, before statistics exist), and the planner drives from the token index instead of walking
+    // resources in id order.
     for (const c of q.conditions) {
-      const tokens = c.tokens.map((hex) => Buffer.from(hex, 'hex'));
-      where.push(`r.id IN (SELECT t.id FROM unnest(${p(tokens)}::bytea[]) AS k(token)
-        JOIN search_token t ON t.resource_type = $1 AND t.param = ${p(c.param)} AND t.token = k.token)`);
+      const terms = c.terms.map(
+        (
+          t,
+        ) => `SELECT t.id FROM unnest(${p(t.tokens.map((hex) => Buffer.from(hex, 'hex')))}::bytea[]) AS k(token)
+          JOIN search_token t ON t.resource_type = $1 AND t.param = ${p(t.param)} AND t.token = k.token`,
+      );
+      where.push(`r.id ${c.negate ? 'NOT IN' : 'IN'} (${terms.join(' UNION ALL ')})`);
     }
     const { rows } = await this.sql.query<VersionRow>(
       `SELECT r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, r.dek_id, r.content
-         FROM resource r WHERE ${where.join(' AND ')} ORDER BY r.id LIMIT ${p(q.limit)}`,
+         FROM resource r WHERE ${where.join(' AND ')}
+        ORDER BY r.id ${q.descending ? 'DESC' : 'ASC'} LIMIT ${p(q.limit)}`,
       params,
     );
     return Promise.all(rows.map((r) => this.decrypt(r)));
@@ -286,6 +308,17 @@ export class ResourceRepository {
       }
       throw err;
     }
+  }
+
+  /**
+   * Serialises conditional interactions on the same criteria until the transaction ends, so two racing
+   * conditional creates cannot both see no match and both create (R4 http.html#ccreate). Under READ
+   * COMMITTED the search that follows the lock sees what the previous holder committed. The key is a keyed
+   * digest of the criteria, never the criteria themselves (they may be PHI).
+   */
+  async lockConditional(key: string): Promise<void> {
+    if (!this.inTransaction) throw new Error('lockConditional needs a transaction');
+    await this.sql.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [key]);
   }
 }
 

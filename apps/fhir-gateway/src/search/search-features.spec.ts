@@ -1,0 +1,468 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openTestStorage, type TestStorage } from '../../../../test/support/storage.js';
+import { testContext } from '../../../../test/support/test-context.js';
+import { createFhirEngine } from '../fhir/fhir-engine.factory.js';
+import type { FhirEngine } from '../fhir/fhir-engine.js';
+import { SearchIndex } from './search-index.js';
+import { SearchService } from './search.service.js';
+
+/**
+ * Search semantics beyond the first increment (R4 search.html): number and quantity prefixes with implicit
+ * precision, composites, every modifier, chains, _has, _sort with sealed cursors, previous links,
+ * _include:iterate and *, resource-level parameters and compartment search.
+ */
+let storage: TestStorage;
+let engine: FhirEngine;
+let searches: SearchService;
+const ctx = testContext();
+const ids: Record<string, string> = {};
+
+async function create(name: string, body: object): Promise<string> {
+  const res = await engine.handle(ctx, {
+    method: 'POST',
+    path: (body as { resourceType: string }).resourceType,
+    query: {},
+    headers: {},
+    body,
+  });
+  const id = JSON.parse((res.body as Buffer).toString()).id as string;
+  ids[name] = id;
+  return id;
+}
+
+function toQuery(qs: string): Record<string, string[]> {
+  const query: Record<string, string[]> = {};
+  for (const [k, v] of new URLSearchParams(qs)) (query[k] ??= []).push(v);
+  return query;
+}
+
+async function search(type: string, qs: string): Promise<{ names: string[]; bundle: any }> {
+  const res = await engine.handle(ctx, { method: 'GET', path: type, query: toQuery(qs), headers: {} });
+  const bundle = res.body as any;
+  return { names: namesOf(bundle, 'match'), bundle };
+}
+
+function namesOf(bundle: any, mode: string): string[] {
+  const byId = new Map(Object.entries(ids).map(([k, v]) => [v, k]));
+  return (bundle.entry ?? [])
+    .filter((e: any) => e.search?.mode === mode)
+    .map((e: any) => byId.get(e.resource.id) ?? `?${e.resource.id}`);
+}
+
+const set = async (type: string, qs: string) => (await search(type, qs)).names.sort();
+
+function bp(systolic: number, diastolic: number) {
+  const q = (v: number) => ({ value: v, unit: 'mmHg', system: 'http://unitsofmeasure.org', code: 'mm[Hg]' });
+  return [
+    { code: { coding: [{ system: 'http://loinc.org', code: '8480-6' }] }, valueQuantity: q(systolic) },
+    { code: { coding: [{ system: 'http://loinc.org', code: '8462-4' }] }, valueQuantity: q(diastolic) },
+  ];
+}
+
+beforeAll(async () => {
+  storage = await openTestStorage();
+  engine = createFhirEngine(storage.store, 'http://h');
+  searches = new SearchService(storage.store, new SearchIndex(storage.store.keys), 'http://h/fhir');
+  await create('acme', {
+    resourceType: 'Organization',
+    name: 'Acme Hospital',
+    identifier: [{ system: 'urn:org', value: 'ACME' }],
+  });
+  await create('beta', {
+    resourceType: 'Organization',
+    name: 'Beta Clinic',
+    partOf: { reference: `Organization/${ids.acme}` },
+  });
+  await create('ann', {
+    resourceType: 'Patient',
+    meta: {
+      tag: [{ system: 'urn:tags', code: 'vip' }],
+      profile: ['http://example.org/fhir/StructureDefinition/p1'],
+    },
+    name: [{ family: 'Andersson', given: ['Ann'] }],
+    gender: 'female',
+    birthDate: '1980-05-01',
+    managingOrganization: { reference: `Organization/${ids.beta}` },
+    identifier: [
+      {
+        system: 'urn:mrn',
+        value: 'M-1',
+        type: {
+          coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'MR' }],
+          text: 'Medical record',
+        },
+      },
+    ],
+  });
+  await create('ben', {
+    resourceType: 'Patient',
+    name: [{ family: 'Berg', given: ['Ben'] }],
+    gender: 'male',
+    managingOrganization: { reference: `Organization/${ids.acme}` },
+    identifier: [
+      {
+        system: 'urn:ssn',
+        value: 'M-1',
+        type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'SS' }] },
+      },
+    ],
+  });
+  await create('cy', { resourceType: 'Patient', name: [{ family: 'Carlsson' }] });
+  const obs = (subject: string, extra: object) => ({
+    resourceType: 'Observation',
+    status: 'final',
+    subject: { reference: `Patient/${ids[subject]}` },
+    ...extra,
+  });
+  await create(
+    'w100',
+    obs('ann', {
+      code: { coding: [{ system: 'http://loinc.org', code: '29463-7', display: 'Body weight' }] },
+      valueQuantity: { value: 100, unit: 'kg', system: 'http://unitsofmeasure.org', code: 'kg' },
+      effectiveDateTime: '2020-01-10',
+    }),
+  );
+  await create(
+    'w99_6',
+    obs('ann', {
+      code: { coding: [{ system: 'http://loinc.org', code: '29463-7', display: 'Body weight' }] },
+      valueQuantity: { value: 99.6, unit: 'kg', system: 'http://unitsofmeasure.org', code: 'kg' },
+      effectiveDateTime: '2021-03-04',
+    }),
+  );
+  await create(
+    'w100lb',
+    obs('ben', {
+      code: { coding: [{ system: 'http://loinc.org', code: '29463-7' }], text: 'Weight (lb)' },
+      valueQuantity: { value: 100.4, unit: 'lb', system: 'http://unitsofmeasure.org', code: '[lb_av]' },
+      effectiveDateTime: '2022-07-01',
+    }),
+  );
+  await create(
+    'neg',
+    obs('ben', {
+      code: { coding: [{ system: 'urn:test', code: 'delta' }] },
+      valueQuantity: { value: -0.25, unit: 'x' },
+    }),
+  );
+  await create(
+    'bpHigh',
+    obs('ann', {
+      code: { coding: [{ system: 'http://loinc.org', code: '85354-9', display: 'Blood pressure panel' }] },
+      component: bp(150, 95),
+      effectiveDateTime: '2021-03-04',
+    }),
+  );
+  await create(
+    'bpMixed',
+    obs('ben', {
+      code: { coding: [{ system: 'http://loinc.org', code: '85354-9' }] },
+      component: bp(160, 80),
+    }),
+  );
+  await create('risk', {
+    resourceType: 'RiskAssessment',
+    status: 'final',
+    subject: { reference: `Patient/${ids.cy}` },
+    prediction: [{ probabilityDecimal: 0.35 }],
+  });
+  await create('vs', {
+    resourceType: 'ValueSet',
+    status: 'active',
+    url: 'http://example.org/fhir/ValueSet/colors/warm',
+  });
+  await create('vsRoot', {
+    resourceType: 'ValueSet',
+    status: 'active',
+    url: 'http://example.org/fhir/ValueSet',
+  });
+  await create('enc', {
+    resourceType: 'Encounter',
+    status: 'finished',
+    class: { code: 'AMB' },
+    subject: { reference: `Patient/${ids.ann}` },
+    serviceProvider: { reference: `Organization/${ids.acme}` },
+  });
+  await create('cond', {
+    resourceType: 'Condition',
+    subject: { reference: `Patient/${ids.ben}`, identifier: { system: 'urn:mrn', value: 'X-7' } },
+    code: { text: 'Essential hypertension' },
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await storage?.close();
+});
+
+describe('numbers and quantities (R4 search.html#number, #quantity)', () => {
+  it('uses the implicit range of the value as written', async () => {
+    expect(await set('Observation', 'value-quantity=100')).toEqual(['w100', 'w100lb', 'w99_6']); // [99.5, 100.5)
+    expect(await set('Observation', 'value-quantity=100.0')).toEqual(['w100']); // [99.95, 100.05)
+    expect(await set('Observation', 'value-quantity=1e2')).toEqual(['w100', 'w100lb', 'w99_6']); // [50, 150)
+    expect(await set('Observation', 'value-quantity=ne100.0')).toEqual(['neg', 'w100lb', 'w99_6']);
+  });
+
+  it('applies prefixes, negative values and units', async () => {
+    expect(await set('Observation', 'value-quantity=gt99.6')).toEqual(['w100', 'w100lb']);
+    expect(await set('Observation', 'value-quantity=ge99.6')).toEqual(['w100', 'w100lb', 'w99_6']);
+    expect(await set('Observation', 'value-quantity=lt0')).toEqual(['neg']);
+    expect(await set('Observation', 'value-quantity=le-0.25')).toEqual(['neg']);
+    expect(await set('Observation', 'value-quantity=ap95')).toEqual(['w100', 'w100lb', 'w99_6']); // 95 ± 9.5
+    expect(await set('Observation', 'value-quantity=ap91')).toEqual(['w100', 'w99_6']); // 91 ± 9.1
+    expect(await set('Observation', 'value-quantity=100|http://unitsofmeasure.org|kg')).toEqual([
+      'w100',
+      'w99_6',
+    ]);
+    expect(await set('Observation', 'value-quantity=100||lb')).toEqual(['w100lb']); // the unit text
+    expect(await set('Observation', 'value-quantity=100||[lb_av]')).toEqual(['w100lb']); // the unit code
+    expect(await set('RiskAssessment', 'probability=gt0.3')).toEqual(['risk']);
+    expect(await set('RiskAssessment', 'probability=0.4')).toEqual([]);
+    expect(await set('RiskAssessment', 'probability=0.35')).toEqual(['risk']);
+  });
+
+  it('rejects malformed numbers and quantities naming the parameter', async () => {
+    for (const qs of [
+      'value-quantity=abc',
+      'value-quantity=1|a',
+      'value-quantity=1|a|b|c',
+      'probability=gt',
+      'probability=1e999',
+    ]) {
+      const err = await search(qs.startsWith('prob') ? 'RiskAssessment' : 'Observation', qs).catch(
+        (e: unknown) => e,
+      );
+      expect(err).toMatchObject({ status: 400 });
+      expect((err as any).outcome.issue[0].expression[0]).toBe(qs.split('=')[0]);
+    }
+  });
+});
+
+describe('composite parameters (R4 search.html#composite)', () => {
+  it('matches both components on the same element', async () => {
+    expect(await set('Observation', 'component-code-value-quantity=http://loinc.org|8480-6$gt140')).toEqual([
+      'bpHigh',
+      'bpMixed',
+    ]);
+    // bpMixed has a diastolic code and a 160 value, but on different components.
+    expect(await set('Observation', 'component-code-value-quantity=http://loinc.org|8462-4$gt140')).toEqual(
+      [],
+    );
+    expect(await set('Observation', 'component-code-value-quantity=http://loinc.org|8462-4$gt90')).toEqual([
+      'bpHigh',
+    ]);
+    expect(await set('Observation', 'code-value-quantity=http://loinc.org|29463-7$lt100')).toEqual(['w99_6']);
+    expect(
+      await set('Observation', 'code-value-quantity=http://loinc.org|29463-7$lt100,urn:test|delta$lt0'),
+    ).toEqual(['neg', 'w99_6']);
+  });
+
+  it('rejects a composite with the wrong number of parts', async () => {
+    await expect(search('Observation', 'code-value-quantity=http://loinc.org|29463-7')).rejects.toMatchObject(
+      { status: 400 },
+    );
+  });
+});
+
+describe('modifiers (R4 search.html#modifiers)', () => {
+  it(':missing on every parameter type', async () => {
+    expect(await set('Patient', 'birthdate:missing=true')).toEqual(['ben', 'cy']);
+    expect(await set('Patient', 'birthdate:missing=false')).toEqual(['ann']);
+    expect(await set('Patient', 'organization:missing=true')).toEqual(['cy']);
+    expect(await set('Observation', 'value-quantity:missing=true&subject=Patient/' + ids.ann)).toEqual([
+      'bpHigh',
+    ]);
+    await expect(search('Patient', 'gender:missing=maybe')).rejects.toMatchObject({ status: 400 });
+  });
+
+  it(':not keeps resources without a matching value, including those with none', async () => {
+    expect(await set('Patient', 'gender:not=male')).toEqual(['ann', 'cy']);
+    expect(await set('Patient', 'gender:not=male,female')).toEqual(['cy']);
+  });
+
+  it(':text searches displays and texts; :of-type the identifier type', async () => {
+    expect(await set('Observation', 'code:text=body')).toEqual(['w100', 'w99_6']);
+    expect(await set('Observation', 'code:text=weight')).toEqual(['w100lb']);
+    expect(await set('Condition', 'code:text=essential hyp')).toEqual(['cond']);
+    expect(
+      await set('Patient', 'identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|MR|M-1'),
+    ).toEqual(['ann']);
+    expect(await set('Patient', 'identifier=M-1')).toEqual(['ann', 'ben']);
+    await expect(search('Patient', 'identifier:of-type=MR|M-1')).rejects.toMatchObject({ status: 400 });
+  });
+
+  it(':identifier on references, and reference type modifiers', async () => {
+    expect(await set('Condition', 'subject:identifier=urn:mrn|X-7')).toEqual(['cond']);
+    expect(await set('Condition', 'subject:identifier=X-7')).toEqual(['cond']);
+    expect(await set('Condition', 'subject:identifier=urn:other|X-7')).toEqual([]);
+    expect(await set('Observation', `subject:Patient=${ids.cy}`)).toEqual([]);
+    await expect(search('Observation', `subject:Organization=${ids.ann}`)).rejects.toMatchObject({
+      status: 400,
+    });
+  });
+
+  it(':above and :below on uris follow path segments', async () => {
+    expect(await set('ValueSet', 'url:below=http://example.org/fhir/ValueSet')).toEqual(['vs', 'vsRoot']);
+    expect(await set('ValueSet', 'url:below=http://example.org/fhir/Value')).toEqual([]);
+    expect(await set('ValueSet', 'url:above=http://example.org/fhir/ValueSet/colors/warm/2')).toEqual([
+      'vs',
+      'vsRoot',
+    ]);
+    expect(await set('ValueSet', 'url=http://example.org/fhir/ValueSet')).toEqual(['vsRoot']);
+  });
+
+  it(':contains filters what another parameter selects, and says so otherwise', async () => {
+    expect(await set('Patient', 'name:contains=erss&gender=female')).toEqual(['ann']);
+    const err = await search('Patient', 'name:contains=erss').catch((e: unknown) => e);
+    expect(err).toMatchObject({ status: 400 });
+    expect((err as any).outcome.issue[0].diagnostics).not.toContain('erss');
+  });
+
+  it('refuses terminology modifiers and unknown modifiers clearly', async () => {
+    await expect(search('Observation', 'code:below=http://loinc.org|1')).rejects.toMatchObject({
+      status: 501,
+    });
+    await expect(search('Patient', 'family:sounds=x')).rejects.toMatchObject({ status: 400 });
+    await expect(search('Patient', 'birthdate:exact=2000')).rejects.toMatchObject({ status: 400 });
+  });
+});
+
+describe('resource-level parameters', () => {
+  it('_tag, _profile and _security', async () => {
+    expect(await set('Patient', '_tag=urn:tags|vip')).toEqual(['ann']);
+    expect(await set('Patient', '_profile=http://example.org/fhir/StructureDefinition/p1')).toEqual(['ann']);
+    expect(await set('Patient', '_security=urn:x|y')).toEqual([]);
+  });
+});
+
+describe('chains and _has (R4 search.html#chaining, #has)', () => {
+  it('chains one and two levels, typed and untyped', async () => {
+    expect(await set('Observation', 'subject:Patient.name=anders&code=29463-7')).toEqual(['w100', 'w99_6']);
+    expect(await set('Observation', 'subject.gender=male')).toEqual(['bpMixed', 'neg', 'w100lb']);
+    expect(await set('Observation', 'subject:Patient.organization.name=acme')).toEqual([
+      'bpMixed',
+      'neg',
+      'w100lb',
+    ]);
+    expect(await set('Patient', 'organization.partof.identifier=urn:org|ACME')).toEqual(['ann']);
+    expect(await set('Observation', 'subject.name=nobody')).toEqual([]);
+  });
+
+  it('reverse chains with _has, nested', async () => {
+    expect(await set('Patient', '_has:Observation:subject:code=85354-9')).toEqual(['ann', 'ben']);
+    expect(
+      await set(
+        'Patient',
+        '_has:Observation:subject:component-code-value-quantity=http://loinc.org|8462-4$gt90',
+      ),
+    ).toEqual(['ann']);
+    expect(await set('Patient', '_has:Observation:subject:code=85354-9&gender=male')).toEqual(['ben']);
+    expect(
+      await set('Organization', '_has:Patient:organization:_has:Observation:subject:code=urn:test|delta'),
+    ).toEqual(['acme']);
+  });
+
+  it('refuses bad and over-deep chains with the parameter named', async () => {
+    const cases = [
+      'code.name=x',
+      'subject:Organization.name=x',
+      'subject.nonsense=x',
+      'subject.organization.partof.partof.partof.name=x',
+      '_has:Observation:code:status=final',
+      '_has:Observation=x',
+    ];
+    for (const qs of cases) {
+      const err = await search('Observation', qs).catch((e: unknown) => e);
+      expect(err, qs).toMatchObject({ status: 400 });
+      expect((err as any).outcome.issue[0].expression[0]).toBe(new URLSearchParams(qs).keys().next().value);
+    }
+  });
+});
+
+describe('_sort and paging (R4 search.html#sort, http.html#paging)', () => {
+  it('sorts by several keys, descending, with missing values last', async () => {
+    expect((await search('Patient', '_sort=family')).names).toEqual(['ann', 'ben', 'cy']);
+    expect((await search('Patient', '_sort=-family')).names).toEqual(['cy', 'ben', 'ann']);
+    expect((await search('Patient', '_sort=birthdate,-family')).names).toEqual(['ann', 'cy', 'ben']);
+    expect((await search('Observation', '_sort=-date,_id&subject=Patient/' + ids.ann)).names).toEqual(
+      [['w99_6', 'bpHigh'].sort((a, b) => (ids[a]! < ids[b]! ? -1 : 1)), 'w100'].flat(),
+    );
+    await expect(search('Patient', '_sort=nonsense')).rejects.toMatchObject({ status: 400 });
+  });
+
+  it('pages a sorted search with sealed cursors, forward and back', async () => {
+    const first = await search('Observation', '_sort=-value-quantity&_count=2&_total=accurate');
+    expect(first.bundle.total).toBe(6); // the two without a value sort last
+    const all = [first.names];
+    let bundle = first.bundle;
+    const pages = [bundle];
+    while (bundle.link.find((l: any) => l.relation === 'next')) {
+      const next = new URL(bundle.link.find((l: any) => l.relation === 'next').url);
+      expect(next.search).not.toContain('100'); // the cursor carries values, sealed
+      bundle = (await search('Observation', next.search.slice(1))).bundle;
+      pages.push(bundle);
+      all.push(namesOf(bundle, 'match'));
+    }
+    expect(all.flat().slice(0, 4)).toEqual(['w100lb', 'w100', 'w99_6', 'neg']);
+    expect(all.flat().slice(4).sort()).toEqual(['bpHigh', 'bpMixed']);
+    expect(new Set(all.flat()).size).toBe(all.flat().length);
+    const prev = new URL(pages[1].link.find((l: any) => l.relation === 'previous').url);
+    expect(namesOf((await search('Observation', prev.search.slice(1))).bundle, 'match')).toEqual(all[0]);
+    const tampered = new URL(pages[1].link.find((l: any) => l.relation === 'previous').url);
+    tampered.searchParams.set(
+      '_cursor',
+      tampered.searchParams.get('_cursor')!.replace(/^./, (c) => (c === 'A' ? 'B' : 'A')),
+    );
+    await expect(search('Observation', tampered.search.slice(1))).rejects.toMatchObject({ status: 400 });
+  });
+
+  it('gives previous links for id-ordered pages', async () => {
+    const first = await search('Observation', '_count=3');
+    const next = new URL(first.bundle.link.find((l: any) => l.relation === 'next').url);
+    const second = await search('Observation', next.search.slice(1));
+    const prev = new URL(second.bundle.link.find((l: any) => l.relation === 'previous').url);
+    expect((await search('Observation', prev.search.slice(1))).names).toEqual(first.names);
+    await expect(search('Observation', '_cursor=zz')).rejects.toMatchObject({ status: 400 });
+  });
+});
+
+describe('_include variants (R4 search.html#include)', () => {
+  it(':iterate follows includes of included resources', async () => {
+    const r = await search(
+      'Observation',
+      `_id=${ids.w100}&_include=Observation:subject&_include:iterate=Patient:organization&_include:iterate=Organization:partof`,
+    );
+    expect(namesOf(r.bundle, 'include').sort()).toEqual(['acme', 'ann', 'beta']);
+    const plain = await search(
+      'Observation',
+      `_id=${ids.w100}&_include=Observation:subject&_include=Patient:organization`.replace(
+        '&_include=Patient:organization',
+        '',
+      ),
+    );
+    expect(namesOf(plain.bundle, 'include')).toEqual(['ann']);
+  });
+
+  it('* includes every reference; revinclude with Type:*', async () => {
+    const r = await search('Encounter', `_id=${ids.enc}&_include=*`);
+    expect(namesOf(r.bundle, 'include').sort()).toEqual(['acme', 'ann']);
+    const rev = await search('Patient', `_id=${ids.ann}&_revinclude=Encounter:*`);
+    expect(namesOf(rev.bundle, 'include')).toEqual(['enc']);
+  });
+});
+
+describe('compartment search (R4 compartmentdefinition-patient.html)', () => {
+  it('finds the resources in a Patient compartment', async () => {
+    const b = await searches.search(ctx, 'Observation', toQuery('code=85354-9'), false, {
+      compartment: { type: 'Patient', id: ids.ann! },
+    });
+    expect(namesOf(b, 'match')).toEqual(['bpHigh']);
+    expect(b.link![0]!.url).toContain(`/Patient/${ids.ann}/Observation?`);
+    const enc = await searches.search(ctx, 'Encounter', {}, false, {
+      compartment: { type: 'Patient', id: ids.ben! },
+    });
+    expect(enc.entry).toEqual([]);
+    await expect(
+      searches.search(ctx, 'Observation', {}, false, { compartment: { type: 'Device', id: 'x' } }),
+    ).rejects.toMatchObject({ status: 501 });
+  });
+});
