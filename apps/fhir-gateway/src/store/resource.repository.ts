@@ -196,10 +196,6 @@ export class ResourceRepository {
   }
 
   /**
-   * Search candidates in id order after `afterId`: current, not deleted, and holding at least one token of
-   * every condition. Tokens narrow; the caller re-checks every candidate on its decrypted content.
-   */
-  /**
    * Current, non-deleted resources that may match a search, in id order (descending when paging back),
    * narrowed by blind-index conditions whose tokens are hex HMACs. A superset: callers re-check each one.
    */
