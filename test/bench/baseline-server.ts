@@ -9,6 +9,8 @@ import type { Sql } from '../../apps/fhir-gateway/src/database/database.js';
 export async function startBaseline(
   sql: Sql & { transaction?: unknown },
   tx: (fn: (s: Sql) => Promise<void>) => Promise<void>,
+  /** More routes (the search suite's plaintext search), registered before the server listens. */
+  extraRoutes?: (app: FastifyInstance) => void,
 ): Promise<{ app: FastifyInstance; url: string }> {
   await sql.query('CREATE TABLE IF NOT EXISTS bench_plain (id text PRIMARY KEY, content bytea NOT NULL)');
   // The plaintext index a server without encryption would keep for identifier search.
@@ -57,6 +59,7 @@ export async function startBaseline(
     });
     return reply.status(200).send();
   });
+  extraRoutes?.(app);
   const address = await app.listen({ host: '127.0.0.1', port: 0 });
   return { app, url: address };
 }

@@ -4,6 +4,10 @@
  *   BENCH_DBS=pglite,postgres   which databases (default both)
  *   BENCH_DATABASE_URL           a Postgres server to use; else a throwaway one is started on 127.0.0.1
  *   BENCH_ROUNDS                 alternating rounds per scenario, medians reported (default 3)
+ *   BENCH_SUITES=gateway,search  which suites (default both; or name them: `npm run bench -- search`)
+ *   BENCH_SEARCH_SCALE           resources of the search suite (default 100000; Postgres only)
+ *   BENCH_PG_DIR                 data directory of the search suite's Postgres when BENCH_DATABASE_URL is
+ *                                unset (default /tmp/fhirgw-bench-pg-search, kept so the load is reused)
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -12,6 +16,7 @@ import { createInterface } from 'node:readline';
 import { generatePatients } from '../support/patient-generator.js';
 import { compare, formatTable, type Comparison } from './harness.js';
 import { gatewayScenarios } from './scenarios.js';
+import { formatSearchReport, runSearchSuite, startSearchServer } from './search-suite.js';
 
 export interface ServerInfo {
   fhirUrl: string;
@@ -27,6 +32,12 @@ const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 16);
 const dbs = (process.env.BENCH_DBS ?? 'pglite,postgres').split(',');
+const suites = (
+  process.argv.slice(2).length
+    ? process.argv.slice(2)
+    : (process.env.BENCH_SUITES ?? 'gateway,search').split(',')
+).map((s) => s.trim());
+const searchScale = Number(process.env.BENCH_SEARCH_SCALE ?? 100_000);
 
 async function startServer(env: Record<string, string>): Promise<{ child: ChildProcess; info: ServerInfo }> {
   const child = spawn(
@@ -48,6 +59,13 @@ async function startServer(env: Record<string, string>): Promise<{ child: ChildP
 }
 
 async function main(): Promise<void> {
+  for (const s of suites)
+    if (s !== 'gateway' && s !== 'search') throw new Error(`unknown bench suite ${s} (gateway, search)`);
+  if (suites.includes('gateway')) await gatewaySuite();
+  if (suites.includes('search')) await searchSuite();
+}
+
+async function gatewaySuite(): Promise<void> {
   const results: Comparison[] = [];
   let pgDir: string | undefined;
   for (const db of dbs) {
@@ -88,6 +106,43 @@ async function main(): Promise<void> {
     `bench-results/gateway-${new Date().toISOString().replace(/[:.]/g, '-')}.json`,
     JSON.stringify(results, null, 2),
   );
+}
+
+/** Issue #3: search at scale on a real Postgres, against a plaintext index of the same data. */
+async function searchSuite(): Promise<void> {
+  let url = process.env.BENCH_DATABASE_URL;
+  let pgDir: string | undefined;
+  if (!url) {
+    pgDir = process.env.BENCH_PG_DIR ?? '/tmp/fhirgw-bench-pg-search';
+    url = execFileSync('bash', ['scripts/postgres-local.sh', 'start', pgDir, '54348'], {
+      encoding: 'utf8',
+    }).trim();
+  }
+  process.stderr.write(`bench: starting search server (${searchScale} resources)...\n`);
+  try {
+    const { child, info } = await startSearchServer({
+      BENCH_SEARCH_SERVER: url,
+      BENCH_SEARCH_SCALE: String(searchScale),
+    });
+    try {
+      const result = await runSearchSuite(info, searchScale, {
+        durationSeconds: seconds,
+        connections,
+        rounds,
+      });
+      process.stdout.write(`\n${formatSearchReport(result)}\n`);
+      mkdirSync('bench-results', { recursive: true });
+      writeFileSync(
+        `bench-results/search-${searchScale}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`,
+        JSON.stringify(result, null, 2),
+      );
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    }
+  } finally {
+    if (pgDir) execFileSync('bash', ['scripts/postgres-local.sh', 'stop', pgDir], { stdio: 'inherit' });
+  }
 }
 
 main().catch((err: unknown) => {

@@ -1,0 +1,324 @@
+/**
+ * Child process of the search suite of `npm run bench` (issue #3): the full gateway and the plaintext
+ * baseline on one Postgres database holding BENCH_SEARCH_SCALE resources. Prints one JSON line when ready.
+ *
+ * The database is loaded in-process through the FHIR engine (transaction Bundles, the same validation,
+ * encryption and blind indexing as the HTTP write path, without HTTP), and the plaintext copy of every
+ * resource with its plaintext index next to it. It is kept between runs under a name keyed by the scale
+ * and a hash of the code that decides what is stored (index tokens, schema, generator), with a fixed
+ * bench-only key-encryption key, so a second run with the same code skips the load.
+ *   BENCH_SEARCH_SERVER    admin URL of the Postgres server (required)
+ *   BENCH_SEARCH_SCALE     resources to load (default 100000)
+ *   BENCH_SEARCH_FRESH=1   drop and reload even if a loaded database exists
+ *   BENCH_LOAD_CONCURRENCY transaction Bundles in flight while loading (default 3)
+ *   BENCH_LOAD_BUNDLE      entries per transaction Bundle (default 200)
+ */
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { createGateway } from '../../apps/fhir-gateway/src/app.factory.js';
+import { AuthModule } from '../../apps/fhir-gateway/src/auth/auth.module.js';
+import { ClientRepository } from '../../apps/fhir-gateway/src/auth/client.repository.js';
+import type { PublicJwks } from '../../apps/fhir-gateway/src/auth/jwks.js';
+import { loadConfig } from '../../apps/fhir-gateway/src/config/config.js';
+import type { Sql } from '../../apps/fhir-gateway/src/database/database.js';
+import { createFhirEngine } from '../../apps/fhir-gateway/src/fhir/fhir-engine.factory.js';
+import type { RequestContext } from '../../apps/fhir-gateway/src/fhir/request-context.js';
+import { withServerMeta, type AnyResource } from '../../apps/fhir-gateway/src/fhir/resource-json.js';
+import { freePort } from '../support/net.js';
+import { makeTestClient, requestToken } from '../support/smart-client.js';
+import { startBaseline } from './baseline-server.js';
+import { registerPlainSearch } from './baseline-search.js';
+import { generateRecords, type PatientRecord, type Resource } from './clinical-generator.js';
+import { insertPlain, PLAIN_INDEX_TABLES, PLAIN_INDEXES, PLAIN_SCHEMA } from './plain-index.js';
+
+const SCALE = Number(process.env.BENCH_SEARCH_SCALE ?? 100_000);
+const CONCURRENCY = Number(process.env.BENCH_LOAD_CONCURRENCY ?? 3);
+const BUNDLE = Number(process.env.BENCH_LOAD_BUNDLE ?? 200);
+const SAMPLES = 2000;
+/** A bench-only KEK, fixed so that a kept database can be read again by the next run. Not a secret. */
+const BENCH_KEK = `bench:${createHash('sha256').update('fhirgw search bench kek').digest('base64')}`;
+
+/** Everything whose change alters what the load writes. */
+function codeVersion(): string {
+  const h = createHash('sha256').update(String(SCALE));
+  const files = [
+    'apps/fhir-gateway/src/search/search-tokens.ts',
+    'apps/fhir-gateway/src/search/search-params.ts',
+    'apps/fhir-gateway/src/search/date-tokens.ts',
+    'apps/fhir-gateway/src/search/search-index.ts',
+    'apps/fhir-gateway/src/store/resource.repository.ts',
+    'apps/fhir-gateway/src/fhir/resource-json.ts',
+    'libs/crypto/src/blind-index.ts',
+    'test/bench/clinical-generator.ts',
+    'test/bench/plain-index.ts',
+    'test/support/patient-generator.ts',
+    ...readdirSync('apps/fhir-gateway/src/database/migrations').map(
+      (f) => `apps/fhir-gateway/src/database/migrations/${f}`,
+    ),
+  ];
+  for (const f of files.sort()) h.update(f).update(readFileSync(f));
+  return h.digest('hex').slice(0, 10);
+}
+
+function withDb(serverUrl: string, name: string): string {
+  const u = new URL(serverUrl);
+  u.pathname = `/${name}`;
+  return u.toString();
+}
+
+async function prepareDatabase(serverUrl: string): Promise<{ url: string; name: string; loaded: boolean }> {
+  const name = `bench_search_${SCALE}_${codeVersion()}`;
+  const admin = new pg.Client({ connectionString: serverUrl });
+  await admin.connect();
+  try {
+    const { rows } = await admin.query<{ datname: string }>(
+      "SELECT datname FROM pg_database WHERE datname LIKE 'bench\\_search\\_%'",
+    );
+    let exists = false;
+    for (const { datname } of rows) {
+      if (datname === name && process.env.BENCH_SEARCH_FRESH !== '1') exists = true;
+      // Earlier code versions of the same scale are stale: drop them (and any half-loaded one).
+      else if (datname === name || datname.startsWith(`bench_search_${SCALE}_`))
+        await admin.query(`DROP DATABASE ${datname} WITH (FORCE)`);
+    }
+    if (exists) {
+      const c = new pg.Client({ connectionString: withDb(serverUrl, name) });
+      await c.connect();
+      try {
+        const r = await c.query<{ n: number }>(
+          "SELECT count(*)::int AS n FROM pg_tables WHERE tablename = 'bench_meta'",
+        );
+        const done = r.rows[0]!.n > 0 && (await c.query('SELECT 1 FROM bench_meta')).rowCount === 1;
+        if (done) return { url: withDb(serverUrl, name), name, loaded: true };
+      } finally {
+        await c.end();
+      }
+      await admin.query(`DROP DATABASE ${name} WITH (FORCE)`);
+    }
+    await admin.query(`CREATE DATABASE ${name}`);
+    return { url: withDb(serverUrl, name), name, loaded: false };
+  } finally {
+    await admin.end();
+  }
+}
+
+interface Queryable {
+  query(text: string, params?: unknown[]): Promise<pg.QueryResult>;
+}
+
+function sqlOf(pool: Queryable): Sql {
+  return {
+    query: async <T>(text: string, params: readonly unknown[] = []) => {
+      const r = await pool.query(text, params as unknown[]);
+      return { rows: r.rows as T[], rowCount: r.rowCount ?? 0 };
+    },
+    exec: async (s: string) => void (await pool.query(s)),
+  };
+}
+
+const loaderContext: RequestContext = {
+  requestId: 'bench-load',
+  clientId: 'bench-loader',
+  scopes: { assertAllows: () => undefined, allows: () => true },
+};
+
+async function load(
+  engine: ReturnType<typeof createFhirEngine>,
+  plain: Sql,
+): Promise<{ seconds: number; resources: number }> {
+  await plain.exec(PLAIN_SCHEMA);
+  const started = performance.now();
+  let done = 0;
+  let lastReport = 0;
+  const bundles = (function* () {
+    let batch: Resource[] = [];
+    for (const rec of generateRecords(SCALE)) {
+      const all = [rec.patient, ...rec.others];
+      if (batch.length > 0 && batch.length + all.length > BUNDLE) {
+        yield batch;
+        batch = [];
+      }
+      batch.push(...all);
+    }
+    if (batch.length > 0) yield batch;
+  })();
+  const worker = async () => {
+    for (let next = bundles.next(); !next.done; next = bundles.next()) {
+      const batch = next.value;
+      const res = await engine.handle(loaderContext, {
+        method: 'POST',
+        path: '',
+        query: {},
+        headers: { prefer: 'return=minimal' },
+        body: {
+          resourceType: 'Bundle',
+          type: 'transaction',
+          entry: batch.map((r) => ({
+            resource: r,
+            request: { method: 'PUT', url: `${r.resourceType}/${r.id}` },
+          })),
+        },
+      });
+      if (res.status !== 200) throw new Error(`load transaction failed: ${JSON.stringify(res.body)}`);
+      const lastUpdated = new Date().toISOString();
+      await insertPlain(
+        plain,
+        batch.map((r) => ({
+          resource: r,
+          json: Buffer.from(JSON.stringify(withServerMeta(r as AnyResource, r.id, 1, lastUpdated))),
+        })),
+      );
+      done += batch.length;
+      if (done - lastReport >= 10_000) {
+        lastReport = done;
+        const s = (performance.now() - started) / 1000;
+        process.stderr.write(
+          `search bench: loaded ${done} in ${s.toFixed(0)} s (${(done / s).toFixed(0)}/s)\n`,
+        );
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  const seconds = (performance.now() - started) / 1000;
+  await plain.exec(PLAIN_INDEXES);
+  return { seconds, resources: done };
+}
+
+/** Index bytes (table + its indexes) per resource, gateway and plaintext baseline. */
+async function indexSizes(sql: Sql): Promise<Record<string, number>> {
+  const size = async (t: string) =>
+    Number(
+      (await sql.query<{ b: string }>('SELECT pg_total_relation_size($1::regclass)::text AS b', [t])).rows[0]!
+        .b,
+    );
+  const { rows } = await sql.query<{ n: number }>(
+    'SELECT count(*)::int AS n FROM resource WHERE NOT deleted',
+  );
+  const n = rows[0]!.n;
+  const token = await size('search_token');
+  const refs = (await size('resource_reference')) + (await size('resource_compartment'));
+  let plain = 0;
+  for (const t of PLAIN_INDEX_TABLES) plain += await size(t);
+  return {
+    resources: n,
+    fullSearchTokenBytesPerResource: token / n,
+    fullReferenceCompartmentBytesPerResource: refs / n,
+    fullTotalBytesPerResource: (token + refs) / n,
+    baselineBytesPerResource: plain / n,
+    fullSearchTokenRows: (await sql.query<{ n: number }>('SELECT count(*)::int AS n FROM search_token'))
+      .rows[0]!.n,
+    baselineIndexRows: (
+      await sql.query<{ n: number }>(
+        `SELECT (${PLAIN_INDEX_TABLES.map((t) => `(SELECT count(*) FROM ${t})`).join(' + ')})::int AS n`,
+      )
+    ).rows[0]!.n,
+  };
+}
+
+async function main(): Promise<void> {
+  const server = process.env.BENCH_SEARCH_SERVER;
+  if (!server) throw new Error('BENCH_SEARCH_SERVER is required');
+  const db = await prepareDatabase(server);
+  process.stderr.write(
+    `search bench: database ${db.name} (${db.loaded ? 'kept from an earlier run' : 'loading'})\n`,
+  );
+  const port = await freePort();
+  const config = loadConfig({
+    HOST: '127.0.0.1',
+    PORT: String(port),
+    DATA_DIR: mkdtempSync(join(tmpdir(), 'gw-bench-search-')),
+    LOG_LEVEL: 'silent',
+    DATABASE_URL: db.url,
+    FHIRGW_KEK: BENCH_KEK,
+  });
+  const gateway = await createGateway(config, () => AuthModule);
+  await gateway.app.listen({ host: '127.0.0.1', port });
+  const pool = new pg.Pool({ connectionString: db.url, max: 10 });
+  const plain = sqlOf(pool);
+
+  let loadInfo: { seconds: number; resources: number; rate: number; keptFromEarlierRun: boolean };
+  if (!db.loaded) {
+    const engine = createFhirEngine(gateway.storage.store, config.baseUrl);
+    const l = await load(engine, plain);
+    const a = performance.now();
+    await plain.exec('VACUUM (ANALYZE)');
+    const analyzeSeconds = (performance.now() - a) / 1000;
+    loadInfo = { ...l, rate: l.resources / l.seconds, keptFromEarlierRun: false };
+    process.stderr.write(
+      `search bench: loaded ${l.resources} resources in ${l.seconds.toFixed(1)} s (${loadInfo.rate.toFixed(0)}/s), VACUUM ANALYZE ${analyzeSeconds.toFixed(1)} s\n`,
+    );
+    await plain.exec(
+      `CREATE TABLE bench_meta (info jsonb NOT NULL);
+       INSERT INTO bench_meta VALUES ('${JSON.stringify(loadInfo)}')`,
+    );
+  } else {
+    const { rows } = await plain.query<{ info: typeof loadInfo }>('SELECT info FROM bench_meta');
+    loadInfo = { ...rows[0]!.info, keptFromEarlierRun: true };
+  }
+
+  // Samples for the scenarios, from the same deterministic generator (every nth patient).
+  const records: PatientRecord[] = [];
+  let i = 0;
+  let patients = 0;
+  for (const r of generateRecords(SCALE)) {
+    patients++;
+    if (i++ % 5 === 0 && records.length < SAMPLES) records.push(r);
+  }
+  const samples = records.map((r) => ({ id: r.patient.id, mrn: r.mrn, family: r.family }));
+
+  const client = await makeTestClient();
+  await new ClientRepository(gateway.storage.db).insert({
+    id: client.clientId,
+    name: 'search bench client',
+    jwks: client.publicJwks as PublicJwks,
+    scopes: 'system/*.cruds',
+  });
+  const token = () => requestToken(config.baseUrl, client, 'system/*.cruds');
+  const tx = async (fn: (s: Sql) => Promise<void>) => {
+    const c = await pool.connect();
+    try {
+      await c.query('BEGIN');
+      await fn(sqlOf(c));
+      await c.query('COMMIT');
+    } catch (e) {
+      await c.query('ROLLBACK');
+      throw e;
+    } finally {
+      c.release();
+    }
+  };
+  const baseline = await startBaseline(plain, tx, (app) => {
+    registerPlainSearch(app, plain);
+    // A fresh access token for the load generator (tokens live at most 5 minutes; a run is longer).
+    app.get('/bench/token', async () => ({ token: await token() }));
+  });
+  process.stdout.write(
+    `${JSON.stringify({
+      ready: true,
+      fhirUrl: `${config.baseUrl}/fhir`,
+      baselineUrl: baseline.url,
+      database: db.name,
+      databaseUrl: db.url,
+      load: loadInfo,
+      patients,
+      samples,
+      indexSizes: await indexSizes(plain),
+    })}\n`,
+  );
+  const stop = async () => {
+    await baseline.app.close();
+    await pool.end();
+    await gateway.close();
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void stop());
+  process.once('SIGINT', () => void stop());
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`search bench server failed: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});
