@@ -6,6 +6,8 @@ import { randomUUID } from 'node:crypto';
 import { AppModule } from './app.module.js';
 import type { AppConfig } from './config/config.js';
 import { createFhirEngine } from './fhir/fhir-engine.factory.js';
+import { SearchIndex } from './search/search-index.js';
+import { reindexIfStale } from './search/search-reindex.js';
 import { FhirExceptionFilter } from './http/exception.filter.js';
 import type { DestinationStream } from 'pino';
 import { createLogger, type Logger } from './http/logger.js';
@@ -38,6 +40,15 @@ export async function createGateway(
   const logger = createLogger(config, options.logDestination);
   const db = await openDatabase(config);
   const storage = createStorage(db, openKeyProvider(config));
+  try {
+    // Before serving: a query must never miss resources indexed under an older token scheme.
+    await reindexIfStale(storage.store, new SearchIndex(storage.keys), (msg, fields) =>
+      logger.info(fields, msg),
+    );
+  } catch (err) {
+    await db.close();
+    throw err;
+  }
   const engine = createFhirEngine(storage.store, config.baseUrl);
   const adapter = new FastifyAdapter({
     bodyLimit: config.maxBodyBytes,

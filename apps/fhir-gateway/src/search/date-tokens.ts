@@ -1,10 +1,12 @@
 /**
- * Date blind-index tokens (issue: search over encrypted data). Every date endpoint is indexed at year,
- * month and day granularity ("y:", "m:", "d:"), plus one marker of its own precision when coarser than a
- * day ("Y:", "M:"). A query range is then covered by a short token list: whole years inside it by "y:",
- * partly covered years by "Y:" and their months, partly covered months by "M:" and their days. Every value
- * whose range can meet the query has a token in the cover; re-checking decrypted candidates removes the
- * rest. Instants use UTC calendar units, as query ranges do.
+ * Date blind-index tokens (issue: search over encrypted data). Every date endpoint is indexed at century,
+ * decade, year, month and day granularity ("c:", "e:", "y:", "m:", "d:"), plus one marker of its own
+ * precision when coarser than a day ("Y:", "M:"). A query range is then covered by a short token list:
+ * whole centuries and decades inside it by "c:" and "e:", whole years by "y:", partly covered years by "Y:"
+ * and their months, partly covered months by "M:" and their days. Every value whose range can meet the
+ * query has a token in the cover; re-checking decrypted candidates removes the rest. The century and
+ * decade levels keep open ranges ("ge2023-06") to a few dozen tokens instead of one per year up to
+ * MAX_YEAR. Instants use UTC calendar units, as query ranges do.
  */
 export const MIN_YEAR = 1800;
 export const MAX_YEAR = 2200;
@@ -18,14 +20,18 @@ export function endpointTokens(value: string): string[] {
   const m = /^(\d{4})(?:-(\d{2})(?:-(\d{2})(T.*)?)?)?$/.exec(value);
   if (!m) return [];
   const [, y, mo, d, time] = m;
-  if (!mo) return [`y:${y}`, `Y:${y}`];
-  if (!d) return [`y:${y}`, `m:${y}-${mo}`, `M:${y}-${mo}`];
-  if (!time) return [`y:${y}`, `m:${y}-${mo}`, `d:${y}-${mo}-${d}`];
+  if (!mo) return [...coarse(Number(y)), `y:${y}`, `Y:${y}`];
+  if (!d) return [...coarse(Number(y)), `y:${y}`, `m:${y}-${mo}`, `M:${y}-${mo}`];
+  if (!time) return [...coarse(Number(y)), `y:${y}`, `m:${y}-${mo}`, `d:${y}-${mo}-${d}`];
   const t = new Date(value);
   if (Number.isNaN(t.getTime())) return [];
   const Y = t.getUTCFullYear();
   const M = pad(t.getUTCMonth() + 1);
-  return [`y:${Y}`, `m:${Y}-${M}`, `d:${Y}-${M}-${pad(t.getUTCDate())}`];
+  return [...coarse(Y), `y:${Y}`, `m:${Y}-${M}`, `d:${Y}-${M}-${pad(t.getUTCDate())}`];
+}
+
+function coarse(year: number): string[] {
+  return [`c:${Math.floor(year / 100)}`, `e:${Math.floor(year / 10)}`];
 }
 
 /** The token cover of [start, end) in ms since epoch; undefined bounds mean open-ended. */
@@ -38,7 +44,24 @@ export function coverTokens(start: number | undefined, end: number | undefined):
   if (!(lo < hi)) return out;
   const first = new Date(lo).getUTCFullYear();
   const last = new Date(hi - 1).getUTCFullYear();
-  for (let y = first; y <= last; y++) {
+  const years: number[] = [];
+  // Whole centuries, then whole decades, inside [first, last] and wholly covered by [lo, hi).
+  const whole = (y: number) => lo <= Date.UTC(y, 0, 1) && Date.UTC(y + 1, 0, 1) <= hi;
+  for (let y = first; y <= last;) {
+    const c = Math.floor(y / 100) * 100;
+    const e = Math.floor(y / 10) * 10;
+    if (y === c && c + 99 <= last && whole(c) && whole(c + 99)) {
+      out.push(`c:${c / 100}`);
+      y = c + 100;
+    } else if (y === e && e + 9 <= last && whole(e) && whole(e + 9)) {
+      out.push(`e:${e / 10}`);
+      y = e + 10;
+    } else {
+      years.push(y);
+      y++;
+    }
+  }
+  for (const y of years) {
     const ys = Date.UTC(y, 0, 1);
     const ye = Date.UTC(y + 1, 0, 1);
     if (lo <= ys && ye <= hi) {

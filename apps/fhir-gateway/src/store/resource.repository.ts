@@ -144,18 +144,18 @@ export class ResourceRepository {
     const refTypes = v.deleted ? [] : v.references.map((r) => r.type);
     const refIds = v.deleted ? [] : v.references.map((r) => r.id);
     const patients = v.deleted ? [] : [...v.compartments];
-    const tokenParams = v.deleted ? [] : v.searchTokens.map((t) => t.param);
-    const tokenHex = v.deleted ? [] : v.searchTokens.map((t) => t.token);
+    // Tokens are domain-separated per (type, parameter) by their HMAC key, so one set per resource suffices.
+    const tokens = v.deleted ? null : [...new Set(v.searchTokens.map((t) => tokenToInt64(t.token)))];
     await this.sql.query(
       `WITH history AS (
          INSERT INTO resource_history (resource_type, id, version_id, last_updated, deleted, dek_id, content)
          VALUES ($1, $2, $3, $4, $5, $6, $7)
        ), current AS (
-         INSERT INTO resource (resource_type, id, version_id, last_updated, deleted, dek_id, content)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         INSERT INTO resource (resource_type, id, version_id, last_updated, deleted, dek_id, content, search_tokens)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $11::bigint[])
          ON CONFLICT (resource_type, id) DO UPDATE SET version_id = EXCLUDED.version_id,
            last_updated = EXCLUDED.last_updated, deleted = EXCLUDED.deleted, dek_id = EXCLUDED.dek_id,
-           content = EXCLUDED.content
+           content = EXCLUDED.content, search_tokens = EXCLUDED.search_tokens
        ), refs AS (
          SELECT DISTINCT t.type, t.id FROM unnest($8::text[], $9::text[]) AS t(type, id)
        ), stale_refs AS (
@@ -164,14 +164,6 @@ export class ResourceRepository {
        ), new_refs AS (
          INSERT INTO resource_reference (resource_type, id, target_type, target_id)
          SELECT $1, $2, type, id FROM refs ON CONFLICT DO NOTHING
-       ), tokens AS (
-         SELECT DISTINCT t.param, decode(t.hex, 'hex') AS token FROM unnest($11::text[], $12::text[]) AS t(param, hex)
-       ), stale_tokens AS (
-         DELETE FROM search_token s WHERE $3 > 1 AND s.resource_type = $1 AND s.id = $2
-           AND (s.param, s.token) NOT IN (SELECT param, token FROM tokens)
-       ), new_tokens AS (
-         INSERT INTO search_token (resource_type, id, param, token)
-         SELECT $1, $2, param, token FROM tokens ON CONFLICT DO NOTHING
        ), stale_compartments AS (
          DELETE FROM resource_compartment c WHERE $3 > 1 AND c.resource_type = $1 AND c.id = $2
            AND c.patient_id <> ALL ($10::text[])
@@ -189,8 +181,7 @@ export class ResourceRepository {
         refTypes,
         refIds,
         patients,
-        tokenParams,
-        tokenHex,
+        tokens,
       ],
     );
   }
@@ -217,19 +208,15 @@ export class ResourceRepository {
         where.push(`r.last_updated >= ${p(c.start)} AND r.last_updated < ${p(c.end)}`);
       else where.push(`r.last_updated ${c.op} ${p(c.start)}`);
     }
-    // Each condition is a semi-join (or anti-join, when negated) on the token index (resource_type, param,
-    // token, id). Tokens travel as one bytea[] (Buffers serialise correctly with pg and PGlite), unnested
-    // and joined so each token is an equality probe of the index (with "= ANY" the planner may filter
-    // instead, before statistics exist), and the planner drives from the token index instead of walking
-    // resources in id order.
+    // Each condition is one array overlap on the GIN index of search_tokens: its terms' tokens are merged,
+    // since every token is already bound to its (type, parameter) by the HMAC key.
     for (const c of q.conditions) {
-      const terms = c.terms.map(
-        (
-          t,
-        ) => `SELECT t.id FROM unnest(${p(t.tokens.map((hex) => Buffer.from(hex, 'hex')))}::bytea[]) AS k(token)
-          JOIN search_token t ON t.resource_type = $1 AND t.param = ${p(t.param)} AND t.token = k.token`,
+      const tokens = [...new Set(c.terms.flatMap((t) => t.tokens.map(tokenToInt64)))];
+      where.push(
+        c.negate
+          ? `NOT (coalesce(r.search_tokens, '{}') && ${p(tokens)}::bigint[])`
+          : `r.search_tokens && ${p(tokens)}::bigint[]`,
       );
-      where.push(`r.id ${c.negate ? 'NOT IN' : 'IN'} (${terms.join(' UNION ALL ')})`);
     }
     const { rows } = await this.sql.query<VersionRow>(
       `SELECT r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, r.dek_id, r.content
@@ -316,8 +303,51 @@ export class ResourceRepository {
     if (!this.inTransaction) throw new Error('lockConditional needs a transaction');
     await this.sql.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [key]);
   }
+
+  /** Current, non-deleted resources after (type, id), in that order: for re-indexing every resource. */
+  async listCurrent(
+    after: { type: string; id: string } | undefined,
+    limit: number,
+  ): Promise<StoredVersion[]> {
+    const { rows } = await this.sql.query<VersionRow>(
+      `SELECT resource_type, id, version_id, last_updated, deleted, dek_id, content FROM resource
+        WHERE NOT deleted AND ($1::text IS NULL OR (resource_type, id) > ($1, $2))
+        ORDER BY resource_type, id LIMIT $3`,
+      [after?.type ?? null, after?.id ?? null, limit],
+    );
+    return Promise.all(rows.map((r) => this.decrypt(r)));
+  }
+
+  /** Replaces the blind-index tokens of a current resource version (hex, as SearchIndex makes them). */
+  async setSearchTokens(
+    type: string,
+    id: string,
+    versionId: number,
+    tokensHex: readonly string[],
+  ): Promise<void> {
+    await this.sql.query(
+      `UPDATE resource SET search_tokens = $4::bigint[] WHERE resource_type = $1 AND id = $2 AND version_id = $3`,
+      [type, id, versionId, [...new Set(tokensHex.map(tokenToInt64))]],
+    );
+  }
+
+  async searchIndexVersion(): Promise<number> {
+    const { rows } = await this.sql.query<{ version: number }>('SELECT version FROM search_index_state');
+    return rows[0]?.version ?? 0;
+  }
+
+  async setSearchIndexVersion(version: number): Promise<void> {
+    await this.sql.query('UPDATE search_index_state SET version = $1', [version]);
+  }
 }
 
 export function aadFor(resourceType: string, id: string, versionId: number): string {
   return `${resourceType}/${id}/_history/${versionId}`;
+}
+
+/** A 64-bit blind-index token in hex as the signed bigint Postgres stores (decimal text, exact). */
+export function tokenToInt64(hex: string): string {
+  if (!/^[0-9a-f]{16}$/.test(hex))
+    throw new Error('blind-index tokens must be 8 bytes to be stored as bigint');
+  return BigInt.asIntN(64, BigInt(`0x${hex}`)).toString();
 }
