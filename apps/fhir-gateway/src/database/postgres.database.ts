@@ -46,6 +46,16 @@ export class PostgresDatabase implements Database {
   }
 
   async close(): Promise<void> {
+    // pool.end() resolves once its clients are asked to end, not once they have disconnected; wait for
+    // every one, so that dropping the database right after (the test suites do) kills no live session.
+    let open = this.pool.totalCount;
+    const disconnected = new Promise<void>((resolve) => {
+      if (open === 0) resolve();
+      this.pool.on('remove', () => {
+        if (--open <= 0) resolve();
+      });
+    });
     await this.pool.end();
+    await disconnected;
   }
 }
