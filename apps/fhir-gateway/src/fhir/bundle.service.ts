@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Bundle, BundleEntry, OperationOutcome } from '@medplum/fhirtypes';
 import type { ResourceRepository } from '../store/resource.repository.js';
 import type { ResourceStore } from '../store/resource.store.js';
+import type { ConditionalService, Criteria } from './conditional.service.js';
 import type { FhirRequest, FhirResponse, HttpMethod } from './fhir-types.js';
 import { FhirError } from './outcomes.js';
 import type { RequestContext } from './request-context.js';
@@ -29,6 +30,7 @@ interface ParsedEntry {
   resource?: AnyResource;
   ifMatch?: string;
   ifNoneMatch?: string;
+  ifNoneExist?: string;
 }
 
 /**
@@ -44,7 +46,8 @@ export class BundleService {
     private readonly store: ResourceStore,
     private readonly keyScopeOf: (resource: AnyResource, id: string) => string,
     /** Awaited before a transaction opens: whatever must not be loaded from inside it (search keys). */
-    private readonly beforeTransaction: () => Promise<void> = async () => undefined,
+    private readonly beforeTransaction: () => Promise<void>,
+    private readonly conditionals: ConditionalService,
   ) {}
 
   attach(handler: EntryHandler): void {
@@ -88,7 +91,8 @@ export class BundleService {
     const targets = new Set<string>();
     for (const e of entries) {
       if (e.method !== 'DELETE' && e.method !== 'PUT' && e.method !== 'PATCH') continue;
-      const target = e.url.split('?')[0]!.replace(/^\/+/, '');
+      // A conditional entry ("Patient?identifier=...") is told apart by its criteria.
+      const target = (isOnType(e.url) ? e.url : e.url.split('?')[0]!).replace(/^\/+/, '');
       if (targets.has(target)) {
         throw new FhirError(
           'conflict',
@@ -101,43 +105,98 @@ export class BundleService {
       targets.add(target);
     }
     const ids = assignIds(entries);
-    for (const e of entries) if (e.resource) e.resource = rewriteReferences(e.resource, ids.map);
     const ordered = [...entries].sort((x, y) => ORDER[x.method] - ORDER[y.method] || x.index - y.index);
-    // Data keys for every resource the transaction writes are made ready before it opens.
+    await this.beforeTransaction();
+    // Conditional creates (request.ifNoneExist) may turn out to be existing resources, so the references to
+    // their fullUrls are settled only inside the transaction.
+    const conditionalCreates: { entry: ParsedEntry; criteria: Criteria }[] = [];
+    // Every conditional entry's criteria are locked up front, in one order, so two transactions with the
+    // same criteria wait for each other instead of deadlocking.
+    const lockKeys = new Set<string>();
+    for (const e of entries) {
+      const type = e.url.split('?')[0]!.replace(/^\/+/, '');
+      if (e.method === 'POST' && e.ifNoneExist !== undefined) {
+        const criteria = await atEntry(e, () =>
+          this.conditionals.criteria(type, e.ifNoneExist!, 'If-None-Exist'),
+        );
+        conditionalCreates.push({ entry: e, criteria });
+        lockKeys.add(criteria.key);
+      } else if (e.method !== 'POST' && e.method !== 'GET' && e.method !== 'HEAD' && isOnType(e.url)) {
+        const what = `conditional ${e.method === 'PUT' ? 'update' : e.method === 'PATCH' ? 'patch' : 'delete'}`;
+        lockKeys.add((await atEntry(e, () => this.conditionals.criteria(type, e.url, what))).key);
+      }
+    }
+    const settled = new Map(ids.map);
+    for (const { entry } of conditionalCreates) if (entry.fullUrl) settled.delete(entry.fullUrl);
+    // Data keys for every resource the transaction writes are made ready before it opens, except a key whose
+    // scope is a conditional create's own tentative id (see ConditionalService.keyScopes).
     const scopes: string[] = [];
     for (const e of entries) {
       if (!e.resource) continue;
       const id =
         e.method === 'POST'
           ? ids.byIndex.get(e.index)
-          : e.method === 'PUT'
+          : e.method === 'PUT' && !isOnType(e.url)
             ? e.url.split('?')[0]!.split('/')[1]
             : undefined;
-      if (id) scopes.push(this.keyScopeOf(e.resource, id));
+      if (!id) continue;
+      const scope = this.keyScopeOf(rewriteReferences(e.resource, settled), id);
+      if (e.ifNoneExist === undefined || scope !== `patient:${id}`) scopes.push(scope);
     }
-    await this.beforeTransaction();
     const responses = await this.store.write(async (repo) => {
+      for (const key of [...lockKeys].sort()) await repo.lockConditional(key);
       const out = new Array<BundleEntry>(entries.length);
+      const map = new Map(ids.map);
+      let expected: Map<number, string> | undefined;
       for (const e of ordered) {
-        try {
-          const res = await this.run(ctx, e, prefer, repo, ids.byIndex.get(e.index));
-          out[e.index] = toResponseEntry(e, res);
-        } catch (err) {
-          if (err instanceof FhirError) {
-            // The whole transaction fails with the entry's outcome (R4 http.html#transaction-response).
-            throw new FhirError(err.kind, `entry ${e.index}: ${err.message}`, {
-              issues: (err.outcome.issue ?? []).map((i) => ({
-                ...i,
-                diagnostics: `entry ${e.index}: ${i.diagnostics ?? err.message}`,
-              })),
-            });
-          }
-          throw err;
+        if (e.method !== 'DELETE' && !expected) {
+          // After the deletes and before anything else (R4 http.html#trules), decide each conditional create.
+          expected = await this.settleConditionalCreates(ctx, repo, conditionalCreates, ids.byIndex, map);
         }
+        await atEntry(e, async () => {
+          const res = await this.run(ctx, e, prefer, repo, ids.byIndex.get(e.index), map);
+          const want = expected?.get(e.index);
+          if (want !== undefined && idFromLocation(res.headers.Location) !== want) {
+            throw new FhirError(
+              'conflict',
+              'the If-None-Exist criteria match a resource written by another entry of the transaction',
+            );
+          }
+          out[e.index] = toResponseEntry(e, res);
+        });
       }
       return out;
     }, scopes);
     return { resourceType: 'Bundle', id: randomUUID(), type: 'transaction-response', entry: responses };
+  }
+
+  /**
+   * Which id each conditional create of a transaction ends with: the single existing match, or the id
+   * assigned to it. References to its fullUrl are rewritten to that id. Two entries with the same
+   * criteria are one resource: the second matches what the first creates. Several matches are left for the
+   * entry itself to refuse (412). The locks taken here hold until the transaction ends.
+   */
+  private async settleConditionalCreates(
+    ctx: RequestContext,
+    repo: ResourceRepository,
+    creates: { entry: ParsedEntry; criteria: Criteria }[],
+    assigned: Map<number, string>,
+    map: Map<string, string>,
+  ): Promise<Map<number, string>> {
+    const expected = new Map<number, string>();
+    const byCriteria = new Map<string, string>();
+    for (const { entry: e, criteria } of creates) {
+      const earlier = byCriteria.get(criteria.key);
+      const found = earlier
+        ? [earlier]
+        : await atEntry(e, () => this.conditionals.match(ctx, repo, criteria));
+      if (found.length > 1) continue;
+      const id = found[0] ?? assigned.get(e.index)!;
+      byCriteria.set(criteria.key, id);
+      expected.set(e.index, id);
+      if (e.fullUrl && map.has(e.fullUrl)) map.set(e.fullUrl, `${criteria.resourceType}/${id}`);
+    }
+    return expected;
   }
 
   private async batch(
@@ -148,7 +207,7 @@ export class BundleService {
     const out = new Array<BundleEntry>(entries.length);
     for (const e of [...entries].sort((x, y) => ORDER[x.method] - ORDER[y.method] || x.index - y.index)) {
       try {
-        out[e.index] = toResponseEntry(e, await this.run(ctx, e, prefer, undefined, undefined));
+        out[e.index] = toResponseEntry(e, await this.run(ctx, e, prefer, undefined, undefined, new Map()));
       } catch (err) {
         if (!(err instanceof FhirError)) throw err;
         // Entries of a batch are independent: one failure is reported in its own entry.
@@ -164,6 +223,8 @@ export class BundleService {
     prefer: string | undefined,
     repo: ResourceRepository | undefined,
     assignedId: string | undefined,
+    /** urn:uuid fullUrls of the transaction -> "Type/id". */
+    urns: Map<string, string>,
   ): Promise<FhirResponse> {
     if (!this.handler) throw new Error('BundleService has no handler attached');
     const url = new URL(e.url, 'http://bundle.invalid/');
@@ -176,14 +237,16 @@ export class BundleService {
     }
     const query: Record<string, string[]> = {};
     for (const [k, v] of url.searchParams) (query[k] ??= []).push(v);
-    let body: unknown = e.resource;
+    // urn:uuid references first, then conditional references, searched inside the transaction so that
+    // resources its earlier entries wrote are found (R4 http.html#trules).
+    const resource =
+      e.resource &&
+      (await this.conditionals.resolveReferences(ctx, rewriteReferences(e.resource, urns), repo));
+    let body: unknown = resource;
     let contentType = 'application/fhir+json';
-    if (
-      e.method === 'PATCH' &&
-      (e.resource as { resourceType?: string } | undefined)?.resourceType === 'Binary'
-    ) {
+    if (e.method === 'PATCH' && resource?.resourceType === 'Binary') {
       // A JSON Patch travels in a Binary; a FHIRPath Patch is the Parameters resource itself (R4 http.html#patch).
-      const bin = e.resource as { contentType?: string; data?: string };
+      const bin = resource as { contentType?: string; data?: string };
       contentType = bin.contentType ?? '';
       try {
         body = JSON.parse(Buffer.from(bin.data ?? '', 'base64').toString('utf8'));
@@ -198,7 +261,13 @@ export class BundleService {
         method: e.method,
         path,
         query,
-        headers: { prefer, contentType, ifMatch: e.ifMatch, ifNoneMatch: e.ifNoneMatch },
+        headers: {
+          prefer,
+          contentType,
+          ifMatch: e.ifMatch,
+          ifNoneMatch: e.ifNoneMatch,
+          ifNoneExist: e.method === 'POST' ? e.ifNoneExist : undefined,
+        },
         body,
         // A create under the id chosen for its urn:uuid, so references rewritten earlier resolve.
         ...(e.method === 'POST' && assignedId ? { assignedId } : {}),
@@ -224,7 +293,33 @@ function parseEntry(e: BundleEntry, index: number): ParsedEntry {
     resource: e.resource as AnyResource | undefined,
     ifMatch: e.request?.ifMatch,
     ifNoneMatch: e.request?.ifNoneMatch,
+    ifNoneExist: e.request?.ifNoneExist,
   };
+}
+
+/** "Patient?identifier=..": a conditional entry on the type, not on an instance. */
+function isOnType(url: string): boolean {
+  return /^\/*[A-Za-z]+\?/.test(url);
+}
+
+function idFromLocation(location: string | undefined): string | undefined {
+  return location && /\/([^/]+)\/_history\/[^/]+$/.exec(location)?.[1];
+}
+
+/** Runs fn for entry e; a failure names the entry (R4 http.html#transaction-response). */
+async function atEntry<T>(e: ParsedEntry, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (!(err instanceof FhirError)) throw err;
+    throw new FhirError(err.kind, `entry ${e.index}: ${err.message}`, {
+      headers: err.headers,
+      issues: (err.outcome.issue ?? []).map((i) => ({
+        ...i,
+        diagnostics: `entry ${e.index}: ${i.diagnostics ?? err.message}`,
+      })),
+    });
+  }
 }
 
 /** New server ids for POST entries whose fullUrl is a urn:uuid (or urn:oid), keyed by that urn. */

@@ -74,10 +74,11 @@ export class CapabilityService {
             versioning: 'versioned-update',
             readHistory: true,
             updateCreate: true,
-            conditionalCreate: false,
+            // Conditional interactions: fhir/conditional.service.ts; a delete that matches several is a 412.
+            conditionalCreate: true,
             conditionalRead: 'modified-since',
-            conditionalUpdate: false,
-            conditionalDelete: 'not-supported',
+            conditionalUpdate: true,
+            conditionalDelete: 'single',
             operation: [
               { name: 'validate', definition: 'http://hl7.org/fhir/OperationDefinition/Resource-validate' },
             ],

@@ -1,6 +1,7 @@
 import type { ResourceStore } from '../store/resource.store.js';
 import { BundleService } from './bundle.service.js';
 import { CapabilityService } from './capability.service.js';
+import { ConditionalService } from './conditional.service.js';
 import { loadR4Definitions } from './definitions.js';
 import { FhirEngine } from './fhir-engine.js';
 import { HistoryService } from './history.service.js';
@@ -14,19 +15,24 @@ export function createFhirEngine(store: ResourceStore, serverBaseUrl: string, ve
   const defs = loadR4Definitions();
   const fhirBase = `${serverBaseUrl}/fhir`;
   const searchIndex = new SearchIndex(store.keys);
+  const resources = new ResourceService(defs, store, searchIndex);
+  const searches = new SearchService(store, searchIndex, fhirBase);
+  const conditionals = new ConditionalService(resources, searches, searchIndex);
   const bundles = new BundleService(
     store,
     (resource, id) => keyScopeFor(patientCompartments(defs, resource, id)),
     () => searchIndex.ready(),
+    conditionals,
   );
   const engine = new FhirEngine(
     defs,
-    new ResourceService(defs, store, searchIndex),
-    new SearchService(store, searchIndex, fhirBase),
+    resources,
+    searches,
     new HistoryService(store, fhirBase),
     bundles,
     new CapabilityService(defs, serverBaseUrl, version),
     fhirBase,
+    conditionals,
   );
   bundles.attach(engine);
   return engine;

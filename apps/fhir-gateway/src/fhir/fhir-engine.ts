@@ -1,10 +1,11 @@
 import type { ResourceRepository } from '../store/resource.repository.js';
 import type { BundleService } from './bundle.service.js';
 import type { CapabilityService } from './capability.service.js';
+import type { ConditionalService } from './conditional.service.js';
 import type { R4Definitions } from './definitions.js';
 import type { FhirRequest, FhirResponse } from './fhir-types.js';
 import type { HistoryService } from './history.service.js';
-import { FhirError } from './outcomes.js';
+import { FhirError, informational } from './outcomes.js';
 import type { RequestContext } from './request-context.js';
 import type { ResourceService } from './resource.service.js';
 import type { SearchService } from '../search/search.service.js';
@@ -26,6 +27,7 @@ export class FhirEngine {
     private readonly bundles: BundleService,
     private readonly capabilities: CapabilityService,
     private readonly baseUrl: string,
+    private readonly conditionals: ConditionalService,
   ) {}
 
   async handle(ctx: RequestContext, req: FhirRequest, repo?: ResourceRepository): Promise<FhirResponse> {
@@ -58,13 +60,50 @@ export class FhirEngine {
     const type = a;
 
     if (b === undefined) {
-      if (m === 'POST') {
-        const w = await this.resources.create(ctx, type, req.body, repo, req.assignedId);
-        return writeResponse(this.baseUrl, w, preferReturn(req.headers.prefer));
+      switch (m) {
+        case 'POST':
+          if (req.headers.ifNoneExist !== undefined) return this.conditionalCreate(ctx, type, req, repo);
+          return writeResponse(
+            this.baseUrl,
+            await this.resources.create(ctx, type, req.body, repo, req.assignedId),
+            preferReturn(req.headers.prefer),
+          );
+        case 'GET':
+          return json(await this.searches.search(ctx, type, req.query, strictHandling(req.headers.prefer)));
+        // On the type, PUT, PATCH and DELETE are the conditional interactions (R4 http.html#cond-update,
+        // #patch, #3.1.0.7.1); their search parameters are the URL's query.
+        case 'PUT': {
+          const w = await this.conditionals.update(ctx, type, req.query, req.body, req.headers.ifMatch, repo);
+          return writeResponse(this.baseUrl, w, preferReturn(req.headers.prefer));
+        }
+        case 'PATCH': {
+          const w = await this.conditionals.patch(
+            ctx,
+            type,
+            req.query,
+            req.body,
+            req.headers.contentType,
+            req.headers.ifMatch,
+            repo,
+          );
+          return writeResponse(this.baseUrl, w, preferReturn(req.headers.prefer));
+        }
+        case 'DELETE': {
+          const d = await this.conditionals.delete(ctx, type, req.query, req.headers.ifMatch, repo);
+          const v = d.version;
+          return {
+            status: 200,
+            headers: v ? { ETag: `W/"${v.versionId}"` } : {},
+            body: informational(
+              v
+                ? `deleted the ${type} that matched the criteria`
+                : d.matched
+                  ? `the ${type} that matched the criteria was already deleted`
+                  : `no ${type} matched the criteria; nothing was deleted`,
+            ),
+          };
+        }
       }
-      if (m === 'GET')
-        return json(await this.searches.search(ctx, type, req.query, strictHandling(req.headers.prefer)));
-      return notAllowed(['GET', 'POST']);
     }
     if (b === '$validate' && parts.length === 2) {
       return m === 'POST' ? this.validate(type, req.body) : notAllowed(['POST']);
@@ -138,6 +177,34 @@ export class FhirEngine {
       return readResponse(this.defs, v, parseSubset(req.query));
     }
     throw new FhirError('not-found', 'no such FHIR endpoint');
+  }
+
+  /**
+   * Conditional create (R4 http.html#ccreate). A match answers 200 with the existing resource, its ETag and
+   * Location, exactly as a read of it would, and writes nothing.
+   */
+  private async conditionalCreate(
+    ctx: RequestContext,
+    type: string,
+    req: FhirRequest,
+    repo: ResourceRepository | undefined,
+  ): Promise<FhirResponse> {
+    const w = await this.conditionals.create(
+      ctx,
+      type,
+      req.body,
+      req.headers.ifNoneExist!,
+      repo,
+      req.assignedId,
+    );
+    const prefer = preferReturn(req.headers.prefer);
+    const res = writeResponse(this.baseUrl, w, prefer);
+    if (w.matched && prefer === 'OperationOutcome') {
+      res.body = informational(
+        `${type}/${w.version.id} matched the If-None-Exist criteria; nothing was created`,
+      );
+    }
+    return res;
   }
 
   /** $validate (R4 resource-operation-validate): 200 with the issues whether or not the resource is valid. */

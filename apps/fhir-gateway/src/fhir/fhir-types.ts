@@ -10,6 +10,8 @@ export interface FhirRequest {
     ifMatch?: string;
     ifNoneMatch?: string;
     ifModifiedSince?: string;
+    /** Conditional create (R4 http.html#ccreate): search parameters, e.g. "identifier=http://x|123". */
+    ifNoneExist?: string;
     prefer?: string;
     contentType?: string;
   };

@@ -80,11 +80,17 @@ export class ResourceService {
   ) {
     this.assertType(type);
     ctx.scopes.assertAllows(type, 'c');
-    const resource = this.checkBody(type, body);
-    // A client-supplied id on create is ignored: the server assigns a random id (R4 http.html#create).
-    assertValid(this.defs, { ...resource, id });
+    const resource = this.validBody(type, body, id);
     const compartments = this.compartmentsOf(resource, id);
-    return this.inTx(repo, compartments, (r) => this.writeNew(r, type, id, resource, compartments, 1, 201));
+    return this.transact(repo, [keyScopeFor(compartments)], (r) => this.createIn(r, type, id, resource));
+  }
+
+  /**
+   * A create on an open transaction, of a body validBody accepted. A client-supplied id is ignored: the
+   * server assigns `id` (R4 http.html#create).
+   */
+  createIn(r: ResourceRepository, type: string, id: string, resource: AnyResource): Promise<WriteResult> {
+    return this.writeNew(r, type, id, resource, this.compartmentsOf(resource, id), 1, 201);
   }
 
   async update(
@@ -108,15 +114,27 @@ export class ResourceService {
       throw new FhirError('bad-request', 'invalid id', { expression: [`${type}.id`] });
     assertValid(this.defs, resource);
     const compartments = this.compartmentsOf(resource, id);
-    return this.inTx(repo, compartments, async (r) => {
-      const current = await r.lockCurrent(type, id);
-      // update-as-create (R4 http.html#upsert) needs the create right, a plain update the update right.
-      ctx.scopes.assertAllows(type, current && !current.deleted ? 'u' : 'c');
-      checkIfMatch(ifMatch, current);
-      const next = (current?.versionId ?? 0) + 1;
-      const status = current && !current.deleted ? 200 : 201;
-      return this.writeNew(r, type, id, resource, compartments, next, status);
-    });
+    return this.transact(repo, [keyScopeFor(compartments)], (r) =>
+      this.updateIn(ctx, r, type, id, resource, ifMatch),
+    );
+  }
+
+  /** An update (or update-as-create) of `id` on an open transaction, of a body already checked and valid. */
+  async updateIn(
+    ctx: RequestContext,
+    r: ResourceRepository,
+    type: string,
+    id: string,
+    resource: AnyResource,
+    ifMatch: string | undefined,
+  ): Promise<WriteResult> {
+    const current = await r.lockCurrent(type, id);
+    // update-as-create (R4 http.html#upsert) needs the create right, a plain update the update right.
+    ctx.scopes.assertAllows(type, current && !current.deleted ? 'u' : 'c');
+    checkIfMatch(ifMatch, current);
+    const next = (current?.versionId ?? 0) + 1;
+    const status = current && !current.deleted ? 200 : 201;
+    return this.writeNew(r, type, id, resource, this.compartmentsOf(resource, id), next, status);
   }
 
   async patch(
@@ -131,22 +149,31 @@ export class ResourceService {
     this.assertType(type);
     ctx.scopes.assertAllows(type, 'u');
     const patch = parsePatch(body, contentType);
-    return this.inTx(repo, [], async (r) => {
-      const current = await r.lockCurrent(type, id);
-      if (!current) throw new FhirError('not-found', `no ${type} with that id`);
-      checkIfMatch(ifMatch, current);
-      const stored = await r.readCurrent(type, id);
-      if (!stored?.json || stored.deleted) {
-        throw gone(stored ?? { ...current, resourceType: type, id, lastUpdated: '' });
-      }
-      const patched = applyPatchDocument(JSON.parse(stored.json.toString('utf8')) as AnyResource, patch);
-      if (patched.resourceType !== type || patched.id !== id) {
-        throw new FhirError('unprocessable', 'a patch may not change resourceType or id');
-      }
-      assertValid(this.defs, patched);
-      const compartments = this.compartmentsOf(patched, id);
-      return this.writeNew(r, type, id, patched, compartments, current.versionId + 1, 200);
-    });
+    return this.transact(repo, [], (r) => this.patchIn(r, type, id, patch, ifMatch));
+  }
+
+  /** A patch of `id` on an open transaction; the caller checked the update right and parsed the patch. */
+  async patchIn(
+    r: ResourceRepository,
+    type: string,
+    id: string,
+    patch: ReturnType<typeof parsePatch>,
+    ifMatch: string | undefined,
+  ): Promise<WriteResult> {
+    const current = await r.lockCurrent(type, id);
+    if (!current) throw new FhirError('not-found', `no ${type} with that id`);
+    checkIfMatch(ifMatch, current);
+    const stored = await r.readCurrent(type, id);
+    if (!stored?.json || stored.deleted) {
+      throw gone(stored ?? { ...current, resourceType: type, id, lastUpdated: '' });
+    }
+    const patched = applyPatchDocument(JSON.parse(stored.json.toString('utf8')) as AnyResource, patch);
+    if (patched.resourceType !== type || patched.id !== id) {
+      throw new FhirError('unprocessable', 'a patch may not change resourceType or id');
+    }
+    assertValid(this.defs, patched);
+    const compartments = this.compartmentsOf(patched, id);
+    return this.writeNew(r, type, id, patched, compartments, current.versionId + 1, 200);
   }
 
   async delete(
@@ -158,27 +185,42 @@ export class ResourceService {
   ): Promise<StoredVersion | undefined> {
     this.assertType(type);
     ctx.scopes.assertAllows(type, 'd');
-    return this.inTx(repo, [], async (r) => {
-      const current = ID_PATTERN.test(id) ? await r.lockCurrent(type, id) : undefined;
-      checkIfMatch(ifMatch, current);
-      // Deleting what does not exist, or is already deleted, succeeds without a new version (R4 http.html#delete).
-      if (!current || current.deleted) return undefined;
-      const version: StoredVersion = {
-        resourceType: type,
-        id,
-        versionId: current.versionId + 1,
-        lastUpdated: new Date().toISOString(),
-        deleted: true,
-      };
-      await r.writeVersion({
-        ...version,
-        keyScope: 'shared',
-        references: [],
-        compartments: [],
-        searchTokens: [],
-      });
-      return version;
+    return this.transact(repo, [], (r) => this.deleteIn(r, type, id, ifMatch));
+  }
+
+  /** A delete of `id` on an open transaction; the caller checked the delete right. */
+  async deleteIn(
+    r: ResourceRepository,
+    type: string,
+    id: string,
+    ifMatch: string | undefined,
+  ): Promise<StoredVersion | undefined> {
+    const current = ID_PATTERN.test(id) ? await r.lockCurrent(type, id) : undefined;
+    checkIfMatch(ifMatch, current);
+    // Deleting what does not exist, or is already deleted, succeeds without a new version (R4 http.html#delete).
+    if (!current || current.deleted) return undefined;
+    const version: StoredVersion = {
+      resourceType: type,
+      id,
+      versionId: current.versionId + 1,
+      lastUpdated: new Date().toISOString(),
+      deleted: true,
+    };
+    await r.writeVersion({
+      ...version,
+      keyScope: 'shared',
+      references: [],
+      compartments: [],
+      searchTokens: [],
     });
+    return version;
+  }
+
+  /** The body of a create or update, checked and validated as if stored under `id`. */
+  validBody(type: string, body: unknown, id: string): AnyResource {
+    const resource = this.checkBody(type, body);
+    assertValid(this.defs, { ...resource, id });
+    return resource;
   }
 
   private checkBody(type: string, body: unknown): AnyResource {
@@ -232,17 +274,18 @@ export class ResourceService {
   }
 
   /**
-   * Runs fn in the caller's transaction, or in a new one whose data keys are made ready beforehand (a key
-   * cannot be created inside a transaction; see ResourceStore.write).
+   * Runs fn in the caller's transaction, or in a new one whose data keys (keyScopes) are made ready
+   * beforehand (a key cannot be created inside a transaction; see ResourceStore.write). A scope the write
+   * discovers only inside is created on demand and fn runs again, so fn must be safe to repeat.
    */
-  private async inTx<T>(
+  async transact<T>(
     repo: ResourceRepository | undefined,
-    compartments: readonly string[],
+    keyScopes: readonly string[],
     fn: (r: ResourceRepository) => Promise<T>,
   ): Promise<T> {
     if (repo) return fn(repo);
     await this.search.ready();
-    return this.store.write(fn, [keyScopeFor(compartments)]);
+    return this.store.write(fn, keyScopes);
   }
 }
 

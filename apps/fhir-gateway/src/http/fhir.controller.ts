@@ -55,6 +55,7 @@ export class FhirController {
         ifMatch: header(req, 'if-match'),
         ifNoneMatch: header(req, 'if-none-match'),
         ifModifiedSince: header(req, 'if-modified-since'),
+        ifNoneExist: header(req, 'if-none-exist'),
         prefer: header(req, 'prefer'),
         contentType: header(req, 'content-type'),
       },
