@@ -77,13 +77,18 @@ describe('bad input gets the right OperationOutcome', () => {
     expectOutcome(await call('GET', 'Observation/abc', { auth: readOnly }), 403);
   });
 
-  it('400 for a malformed search value, 501 naming what search does not support yet', async () => {
+  it('400 for a malformed search value, 501 naming what search does not support', async () => {
     const bad = await call('GET', 'Patient?birthdate=1990-13-45');
     expectOutcome(bad, 400);
     expect(bad.json.issue[0].expression).toEqual(['birthdate']);
     const strict = await call('GET', 'Patient?shoe-size=12', { headers: { prefer: 'handling=strict' } });
     expectOutcome(strict, 400);
-    expectOutcome(await call('GET', 'Patient?_sort=family'), 501);
+    const unsupported = await call('GET', 'Patient?_text=x');
+    expectOutcome(unsupported, 501);
+    expect(unsupported.json.issue[0].expression).toEqual(['_text']);
+    const costly = await call('GET', 'Patient?name:contains=x');
+    expectOutcome(costly, 400);
+    expect(costly.json.issue[0].expression).toEqual(['name:contains']);
     const readOnly = await gw.token('system/Patient.r');
     expectOutcome(await call('GET', 'Patient?family=x', { auth: readOnly }), 403);
   });

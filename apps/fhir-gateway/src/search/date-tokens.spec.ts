@@ -4,10 +4,24 @@ import { coverTokens, endpointTokens } from './date-tokens.js';
 
 describe('date tokens', () => {
   it('index an endpoint at its own precision', () => {
-    expect(endpointTokens('1980')).toEqual(['y:1980', 'Y:1980']);
-    expect(endpointTokens('1980-05')).toEqual(['y:1980', 'm:1980-05', 'M:1980-05']);
-    expect(endpointTokens('1980-05-03')).toEqual(['y:1980', 'm:1980-05', 'd:1980-05-03']);
-    expect(endpointTokens('1980-12-31T23:30:00-05:00')).toEqual(['y:1981', 'm:1981-01', 'd:1981-01-01']);
+    const c = ['c:19', 'e:198'];
+    expect(endpointTokens('1980')).toEqual([...c, 'y:1980', 'Y:1980']);
+    expect(endpointTokens('1980-05')).toEqual([...c, 'y:1980', 'm:1980-05', 'M:1980-05']);
+    expect(endpointTokens('1980-05-03')).toEqual([...c, 'y:1980', 'm:1980-05', 'd:1980-05-03']);
+    expect(endpointTokens('1989-12-31T23:30:00-05:00')).toEqual([
+      'c:19',
+      'e:199',
+      'y:1990',
+      'm:1990-01',
+      'd:1990-01-01',
+    ]);
+  });
+
+  it('cover open and long ranges with centuries and decades, not one token per year', () => {
+    expect(coverTokens(Date.UTC(1900, 0, 1), Date.UTC(2000, 0, 1))).toEqual(['c:19']);
+    expect(coverTokens(Date.UTC(1990, 0, 1), Date.UTC(2010, 0, 1))).toEqual(['e:199', 'e:200']);
+    expect(coverTokens(Date.UTC(2023, 5, 1), undefined).length).toBeLessThan(30);
+    expect(coverTokens(undefined, Date.UTC(1990, 0, 1)).length).toBeLessThan(15);
   });
 
   it('cover every instant of the query range (property)', () => {

@@ -103,8 +103,11 @@ export function paramByUrl(resourceType: string, url: string): IndexedParam | un
 
 /** Every search parameter the type has, indexed or not (to tell "unsupported" from "unknown"). */
 export function knownParamCodes(resourceType: string): Set<string> {
-  return new Set(Object.keys(getSearchParameters(resourceType) ?? {}));
+  return new Set(Object.keys(getSearchParameters(resourceType) ?? {}).filter((c) => !MEDPLUM_ONLY.has(c)));
 }
+
+/** Parameters Medplum's bundle adds that R4 does not define: unknown here, like any other. */
+const MEDPLUM_ONLY = new Set(['_compartment', '_project']);
 
 /**
  * Shared R4 definitions join the expressions of many types with "|" ("Patient.address | Person.address |

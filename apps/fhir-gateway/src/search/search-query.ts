@@ -206,7 +206,7 @@ export function planSearch(
   }
   const total = query._total?.[0];
   if (total !== undefined && !['none', 'estimate', 'accurate'].includes(total))
-    throw new FhirError('bad-request', '_total must be none, estimate or accurate', {
+    throw new FhirError('bad-request', '_total takes one of the values R4 search.html#total lists', {
       expression: ['_total'],
     });
   if (total === 'accurate' || total === 'estimate') plan.total = 'accurate';
@@ -414,7 +414,7 @@ function parseSort(resourceType: string, raw: string): SortKey[] {
     if (code === '_id' || code === '_lastUpdated') return { code, descending };
     const p = indexedParams(resourceType).get(code);
     if (!p || !SORTABLE.has(p.type))
-      throw new FhirError('bad-request', `cannot sort ${resourceType} by ${code || '(empty)'}`, {
+      throw new FhirError('bad-request', `_sort names a parameter ${resourceType} cannot be sorted by`, {
         expression: ['_sort'],
       });
     return { code, descending, param: p };
