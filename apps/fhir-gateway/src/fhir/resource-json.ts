@@ -69,7 +69,10 @@ export function patientCompartments(defs: R4Definitions, resource: AnyResource, 
   for (const expr of exprs) {
     for (const value of evalFhirPath(expr, resource)) {
       const ref = (value as { reference?: unknown } | undefined)?.reference;
-      if (typeof ref === 'string' && ref.startsWith('Patient/')) ids.add(ref.slice('Patient/'.length));
+      // The same reading of a reference as search's (parseReference): a versioned reference names the
+      // patient, an absolute URL is another server's.
+      const local = typeof ref === 'string' ? parseReference(ref) : undefined;
+      if (local?.type === 'Patient') ids.add(local.id);
     }
   }
   return [...ids];

@@ -5,6 +5,7 @@ import { createFhirEngine } from '../fhir/fhir-engine.factory.js';
 import type { FhirEngine } from '../fhir/fhir-engine.js';
 import { SearchIndex } from './search-index.js';
 import { SearchService } from './search.service.js';
+import { tokenToInt64 } from '../store/resource.repository.js';
 
 /**
  * Search semantics beyond the first increment (R4 search.html): number and quantity prefixes with implicit
@@ -50,6 +51,8 @@ function namesOf(bundle: any, mode: string): string[] {
 }
 
 const set = async (type: string, qs: string) => (await search(type, qs)).names.sort();
+/** Values of observations are indexed per patient (patient-scope.ts): these searches name both patients. */
+const both = () => `Patient/${ids.ann},Patient/${ids.ben}`;
 
 function bp(systolic: number, diastolic: number) {
   const q = (v: number) => ({ value: v, unit: 'mmHg', system: 'http://unitsofmeasure.org', code: 'mm[Hg]' });
@@ -196,25 +199,44 @@ afterAll(async () => {
 
 describe('numbers and quantities (R4 search.html#number, #quantity)', () => {
   it('uses the implicit range of the value as written', async () => {
-    expect(await set('Observation', 'value-quantity=100')).toEqual(['w100', 'w100lb', 'w99_6']); // [99.5, 100.5)
-    expect(await set('Observation', 'value-quantity=100.0')).toEqual(['w100']); // [99.95, 100.05)
-    expect(await set('Observation', 'value-quantity=1e2')).toEqual(['w100', 'w100lb', 'w99_6']); // [50, 150)
-    expect(await set('Observation', 'value-quantity=ne100.0')).toEqual(['neg', 'w100lb', 'w99_6']);
+    expect(await set('Observation', `value-quantity=100&subject=${both()}`)).toEqual([
+      'w100',
+      'w100lb',
+      'w99_6',
+    ]); // [99.5, 100.5)
+    expect(await set('Observation', `value-quantity=100.0&subject=${both()}`)).toEqual(['w100']); // [99.95, 100.05)
+    expect(await set('Observation', `value-quantity=1e2&subject=${both()}`)).toEqual([
+      'w100',
+      'w100lb',
+      'w99_6',
+    ]); // [50, 150)
+    expect(await set('Observation', `value-quantity=ne100.0&subject=${both()}`)).toEqual([
+      'neg',
+      'w100lb',
+      'w99_6',
+    ]);
   });
 
   it('applies prefixes, negative values and units', async () => {
-    expect(await set('Observation', 'value-quantity=gt99.6')).toEqual(['w100', 'w100lb']);
-    expect(await set('Observation', 'value-quantity=ge99.6')).toEqual(['w100', 'w100lb', 'w99_6']);
-    expect(await set('Observation', 'value-quantity=lt0')).toEqual(['neg']);
-    expect(await set('Observation', 'value-quantity=le-0.25')).toEqual(['neg']);
-    expect(await set('Observation', 'value-quantity=ap95')).toEqual(['w100', 'w100lb', 'w99_6']); // 95 ± 9.5
-    expect(await set('Observation', 'value-quantity=ap91')).toEqual(['w100', 'w99_6']); // 91 ± 9.1
-    expect(await set('Observation', 'value-quantity=100|http://unitsofmeasure.org|kg')).toEqual([
+    expect(await set('Observation', `value-quantity=gt99.6&subject=${both()}`)).toEqual(['w100', 'w100lb']);
+    expect(await set('Observation', `value-quantity=ge99.6&subject=${both()}`)).toEqual([
       'w100',
+      'w100lb',
       'w99_6',
     ]);
-    expect(await set('Observation', 'value-quantity=100||lb')).toEqual(['w100lb']); // the unit text
-    expect(await set('Observation', 'value-quantity=100||[lb_av]')).toEqual(['w100lb']); // the unit code
+    expect(await set('Observation', `value-quantity=lt0&subject=${both()}`)).toEqual(['neg']);
+    expect(await set('Observation', `value-quantity=le-0.25&subject=${both()}`)).toEqual(['neg']);
+    expect(await set('Observation', `value-quantity=ap95&subject=${both()}`)).toEqual([
+      'w100',
+      'w100lb',
+      'w99_6',
+    ]); // 95 ± 9.5
+    expect(await set('Observation', `value-quantity=ap91&subject=${both()}`)).toEqual(['w100', 'w99_6']); // 91 ± 9.1
+    expect(
+      await set('Observation', `value-quantity=100|http://unitsofmeasure.org|kg&subject=${both()}`),
+    ).toEqual(['w100', 'w99_6']);
+    expect(await set('Observation', `value-quantity=100||lb&subject=${both()}`)).toEqual(['w100lb']); // the unit text
+    expect(await set('Observation', `value-quantity=100||[lb_av]&subject=${both()}`)).toEqual(['w100lb']); // the unit code
     expect(await set('RiskAssessment', 'probability=gt0.3')).toEqual(['risk']);
     expect(await set('RiskAssessment', 'probability=0.4')).toEqual([]);
     expect(await set('RiskAssessment', 'probability=0.35')).toEqual(['risk']);
@@ -239,20 +261,33 @@ describe('numbers and quantities (R4 search.html#number, #quantity)', () => {
 
 describe('composite parameters (R4 search.html#composite)', () => {
   it('matches both components on the same element', async () => {
-    expect(await set('Observation', 'component-code-value-quantity=http://loinc.org|8480-6$gt140')).toEqual([
-      'bpHigh',
-      'bpMixed',
-    ]);
-    // bpMixed has a diastolic code and a 160 value, but on different components.
-    expect(await set('Observation', 'component-code-value-quantity=http://loinc.org|8462-4$gt140')).toEqual(
-      [],
-    );
-    expect(await set('Observation', 'component-code-value-quantity=http://loinc.org|8462-4$gt90')).toEqual([
-      'bpHigh',
-    ]);
-    expect(await set('Observation', 'code-value-quantity=http://loinc.org|29463-7$lt100')).toEqual(['w99_6']);
     expect(
-      await set('Observation', 'code-value-quantity=http://loinc.org|29463-7$lt100,urn:test|delta$lt0'),
+      await set(
+        'Observation',
+        `component-code-value-quantity=http://loinc.org|8480-6$gt140&subject=${both()}`,
+      ),
+    ).toEqual(['bpHigh', 'bpMixed']);
+    // bpMixed has a diastolic code and a 160 value, but on different components.
+    expect(
+      await set(
+        'Observation',
+        `component-code-value-quantity=http://loinc.org|8462-4$gt140&subject=${both()}`,
+      ),
+    ).toEqual([]);
+    expect(
+      await set(
+        'Observation',
+        `component-code-value-quantity=http://loinc.org|8462-4$gt90&subject=${both()}`,
+      ),
+    ).toEqual(['bpHigh']);
+    expect(
+      await set('Observation', `code-value-quantity=http://loinc.org|29463-7$lt100&subject=${both()}`),
+    ).toEqual(['w99_6']);
+    expect(
+      await set(
+        'Observation',
+        `code-value-quantity=http://loinc.org|29463-7$lt100,urn:test|delta$lt0&subject=${both()}`,
+      ),
     ).toEqual(['neg', 'w99_6']);
   });
 
@@ -282,7 +317,7 @@ describe('modifiers (R4 search.html#modifiers)', () => {
   it(':text searches displays and texts; :of-type the identifier type', async () => {
     expect(await set('Observation', 'code:text=body')).toEqual(['w100', 'w99_6']);
     expect(await set('Observation', 'code:text=weight')).toEqual(['w100lb']);
-    expect(await set('Condition', 'code:text=essential hyp')).toEqual(['cond']);
+    expect(await set('Condition', `code:text=essential hyp&patient=${ids.ben}`)).toEqual(['cond']);
     expect(
       await set('Patient', 'identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|MR|M-1'),
     ).toEqual(['ann']);
@@ -349,12 +384,7 @@ describe('chains and _has (R4 search.html#chaining, #has)', () => {
 
   it('reverse chains with _has, nested', async () => {
     expect(await set('Patient', '_has:Observation:subject:code=85354-9')).toEqual(['ann', 'ben']);
-    expect(
-      await set(
-        'Patient',
-        '_has:Observation:subject:component-code-value-quantity=http://loinc.org|8462-4$gt90',
-      ),
-    ).toEqual(['ann']);
+    expect(await set('Patient', '_has:Observation:subject:date=2021-03-04')).toEqual(['ann']);
     expect(await set('Patient', '_has:Observation:subject:code=85354-9&gender=male')).toEqual(['ben']);
     expect(
       await set('Organization', '_has:Patient:organization:_has:Observation:subject:code=urn:test|delta'),
@@ -464,5 +494,69 @@ describe('compartment search (R4 compartmentdefinition-patient.html)', () => {
     await expect(
       searches.search(ctx, 'Observation', {}, false, { compartment: { type: 'Device', id: 'x' } }),
     ).rejects.toMatchObject({ status: 501 });
+  });
+});
+
+describe('per-patient index keys (patient-scope.ts)', () => {
+  it('refuses a search across patients on a patient-scoped parameter, naming it', async () => {
+    for (const [type, qs, param] of [
+      ['Observation', 'value-quantity=100', 'value-quantity'],
+      ['Observation', 'code-value-quantity=http://loinc.org|29463-7$lt100', 'value-quantity'],
+      ['Condition', 'code=x', 'code'],
+      ['Observation', `value-quantity=100&subject=${ids.ann}`, 'value-quantity'], // untyped: not a pin
+    ] as const) {
+      const err = await search(type, qs).catch((e: unknown) => e);
+      expect(err, qs).toMatchObject({ status: 400 });
+      expect((err as any).outcome.issue[0].expression).toEqual([param]);
+    }
+  });
+
+  it('answers it once the patient is named: by reference, by chain or by compartment', async () => {
+    expect(await set('Observation', `value-quantity=100&subject=Patient/${ids.ann}`)).toEqual([
+      'w100',
+      'w99_6',
+    ]);
+    expect(await set('Observation', `value-quantity=100&patient=${ids.ben}`)).toEqual(['w100lb']);
+    expect(await set('Observation', 'value-quantity=100&subject:Patient.name=andersson')).toEqual([
+      'w100',
+      'w99_6',
+    ]);
+    const b = await searches.search(ctx, 'Observation', toQuery('value-quantity=100'), false, {
+      compartment: { type: 'Patient', id: ids.ben! },
+    });
+    expect(namesOf(b, 'match')).toEqual(['w100lb']);
+  });
+
+  it('gives equal values of two patients unrelated tokens', async () => {
+    const a = await create('sameA', {
+      resourceType: 'Condition',
+      subject: { reference: `Patient/${ids.ann}` },
+      code: { coding: [{ system: 'urn:dx', code: 'D1' }] },
+    });
+    const b = await create('sameB', {
+      resourceType: 'Condition',
+      subject: { reference: `Patient/${ids.ben}` },
+      code: { coding: [{ system: 'urn:dx', code: 'D1' }] },
+    });
+    const index = new SearchIndex(storage.store.keys);
+    await index.ready();
+    const token = (patient?: string) => tokenToInt64(index.hash('Condition', 'code', 's|urn:dx|D1', patient));
+    const held = async (id: string) =>
+      (
+        await storage.db.query<{ t: string[] }>(
+          'SELECT search_tokens::text[] AS t FROM resource WHERE id = $1',
+          [id],
+        )
+      ).rows[0]!.t;
+    const [ta, tb] = [await held(a), await held(b)];
+    expect(ta).toContain(token(ids.ann));
+    expect(tb).toContain(token(ids.ben));
+    expect(token(ids.ann)).not.toBe(token(ids.ben));
+    expect([...ta, ...tb]).not.toContain(token()); // no global token of the code at all
+    expect(await set('Condition', `code=urn:dx|D1&patient=${ids.ann}`)).toEqual(['sameA']);
+    expect(await set('Condition', `code=urn:dx|D1&subject=Patient/${ids.ann},Patient/${ids.ben}`)).toEqual([
+      'sameA',
+      'sameB',
+    ]);
   });
 });

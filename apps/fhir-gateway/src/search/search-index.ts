@@ -1,6 +1,7 @@
 import { hkdfSync } from 'node:crypto';
 import { BlindIndexer, open, seal, type DataKeyService } from '#crypto';
 import type { AnyResource } from '../fhir/resource-json.js';
+import { isPatientScoped, tokenDomain } from './patient-scope.js';
 import { extractTokens } from './search-tokens.js';
 
 export interface HashedToken {
@@ -32,16 +33,27 @@ export class SearchIndex {
     await this.loading;
   }
 
-  tokensOf(resource: AnyResource): HashedToken[] {
+  /**
+   * The hashed tokens of a resource. `compartments` are its Patient compartments: with exactly one, the
+   * patient-scoped parameters (patient-scope.ts) are keyed per that patient.
+   */
+  tokensOf(resource: AnyResource, compartments: readonly string[] = []): HashedToken[] {
+    const patient = compartments.length === 1 ? compartments[0] : undefined;
     return extractTokens(resource).map((t) => ({
       param: t.param,
-      token: this.hash(resource.resourceType, t.param, t.value),
+      token: this.hash(
+        resource.resourceType,
+        t.param,
+        t.value,
+        isPatientScoped(resource.resourceType, t.param) ? patient : undefined,
+      ),
     }));
   }
 
-  hash(resourceType: string, param: string, value: string): string {
+  /** One token; `patientId` selects the per-patient key of a patient-scoped parameter. */
+  hash(resourceType: string, param: string, value: string, patientId?: string): string {
     if (!this.indexer) throw new Error('SearchIndex used before ready()');
-    return this.indexer.token(`${resourceType}.${param}`, value).toString('hex');
+    return this.indexer.token(tokenDomain(resourceType, param, patientId), value).toString('hex');
   }
 
   /**

@@ -1,5 +1,6 @@
 import type { ResourceStore } from '../store/resource.store.js';
-import type { AnyResource } from '../fhir/resource-json.js';
+import { loadR4Definitions } from '../fhir/definitions.js';
+import { patientCompartments, type AnyResource } from '../fhir/resource-json.js';
 import type { SearchIndex } from './search-index.js';
 
 /**
@@ -8,8 +9,9 @@ import type { SearchIndex } from './search-index.js';
  * never misses a resource indexed under an older scheme.
  *   1: the first increment (search_token rows)
  *   2: presence, :text, :of-type, :identifier, uri prefixes, numbers, quantities, date decades and centuries
+ *   3: per-patient keys for the parameters of patient-scope.ts
  */
-export const SEARCH_INDEX_VERSION = 2;
+export const SEARCH_INDEX_VERSION = 3;
 
 /**
  * Re-indexes every current resource when the stored tokens follow an older scheme, in batches, each
@@ -24,6 +26,7 @@ export async function reindexIfStale(
   const stored = await store.repo.searchIndexVersion();
   if (stored >= SEARCH_INDEX_VERSION) return 0;
   await index.ready();
+  const defs = loadR4Definitions();
   const started = Date.now();
   let after: { type: string; id: string } | undefined;
   let n = 0;
@@ -33,7 +36,8 @@ export async function reindexIfStale(
     await store.write(async (repo) => {
       for (const v of batch) {
         const resource = JSON.parse(v.json!.toString('utf8')) as AnyResource;
-        const tokens = index.tokensOf(resource).map((t) => t.token);
+        const compartments = patientCompartments(defs, resource, v.id);
+        const tokens = index.tokensOf(resource, compartments).map((t) => t.token);
         await repo.setSearchTokens(v.resourceType, v.id, v.versionId, tokens);
       }
     }, []);

@@ -6,7 +6,8 @@ import type { RequestContext } from '../fhir/request-context.js';
 import { parseReference, type AnyResource } from '../fhir/resource-json.js';
 import type { CandidateQuery, ResourceRepository } from '../store/resource.repository.js';
 import type { ResourceStore } from '../store/resource.store.js';
-import { matchesAll, stringParts, codings } from './search-criteria.js';
+import { isPatientScoped, patientPinParams } from './patient-scope.js';
+import { matchesAll, stringParts, codings, type Criterion } from './search-criteria.js';
 import type { SearchIndex } from './search-index.js';
 import { indexedParams, type IndexedParam } from './search-params.js';
 import { planSearch, type IncludeSpec, type SearchPlan, type SortKey } from './search-query.js';
@@ -216,12 +217,10 @@ export class SearchService {
         });
       patientCompartment = compartment.id;
     }
+    const pins = patientPins(plan.resourceType, criteria, compartment);
     const hashed = conditions.map((c) => ({
       ...(c.negate ? { negate: true } : {}),
-      terms: c.terms.map((t) => ({
-        param: t.param,
-        tokens: t.tokens.map((v) => this.index.hash(plan.resourceType, t.param, v)),
-      })),
+      terms: c.terms.map((t) => ({ param: t.param, tokens: this.hashTerm(plan.resourceType, t, pins) })),
     }));
     return {
       plan: { ...plan, criteria },
@@ -234,6 +233,35 @@ export class SearchService {
         ...(patientCompartment !== undefined ? { patientCompartment } : {}),
       },
     };
+  }
+
+  /**
+   * A term's hashed tokens. A patient-scoped parameter (patient-scope.ts) is probed under each pinned
+   * patient's key, and under the global key for resources in no or several Patient compartments.
+   */
+  private hashTerm(
+    type: string,
+    t: { param: string; tokens: string[] },
+    pins: string[] | undefined,
+  ): string[] {
+    const global = t.tokens.map((v) => this.index.hash(type, t.param, v));
+    if (!isPatientScoped(type, t.param)) return global;
+    if (!pins) {
+      throw new FhirError(
+        'bad-request',
+        `${type}.${t.param} is indexed per patient: name the patient (${[...patientPinParams(type)].join(', ') || 'a patient reference'}) or search Patient/[id]/${type}`,
+        { expression: [t.param] },
+      );
+    }
+    if (pins.length * t.tokens.length > MAX_JOIN_IDS * 4)
+      throw new FhirError(
+        'too-costly',
+        `${type}.${t.param} over this many patients is too costly; narrow the search`,
+        {
+          expression: [t.param],
+        },
+      );
+    return [...global, ...pins.flatMap((pid) => t.tokens.map((v) => this.index.hash(type, t.param, v, pid)))];
   }
 
   /**
@@ -502,6 +530,33 @@ export class SearchService {
     const qs = q.toString();
     return `${this.fhirBase}/${path}${qs ? `?${qs}` : ''}`;
   }
+}
+
+/**
+ * The patients a search is pinned to: a compartment search, or a criterion on a Patient-compartment
+ * parameter whose every value is a Patient (R4 compartmentdefinition-patient.html). A matching resource
+ * then sits in one of these patients' compartments, so its patient-scoped tokens use one of their keys.
+ */
+function patientPins(
+  type: string,
+  criteria: readonly Criterion[],
+  compartment: { type: string; id: string } | undefined,
+): string[] | undefined {
+  if (compartment?.type === 'Patient') return [compartment.id];
+  const params = patientPinParams(type);
+  for (const c of criteria) {
+    if (!params.has(c.code) || c.negate || c.missing !== undefined || c.values.length === 0) continue;
+    const targets = indexedParams(type).get(c.code)?.targets ?? [];
+    const ids = c.values.map((v) =>
+      v.kind === 'reference' &&
+      v.id !== undefined &&
+      (v.type ?? (targets.length === 1 ? targets[0] : undefined)) === 'Patient'
+        ? v.id
+        : undefined,
+    );
+    if (ids.every((id): id is string => id !== undefined)) return [...new Set(ids)];
+  }
+  return undefined;
 }
 
 function parseIdCursor(cursor: string | undefined): { after?: string; before?: string } {
