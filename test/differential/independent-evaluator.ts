@@ -1,5 +1,4 @@
-import { evalFhirPath } from '@medplum/core';
-import { getSearchParameters } from '@medplum/core';
+import { evalFhirPath, getSearchParameters, parseFhirPath, type FhirPathAtom } from '@medplum/core';
 
 /**
  * The differential harness's oracle: brute force over plain resources, written apart from the server's
@@ -8,6 +7,23 @@ import { getSearchParameters } from '@medplum/core';
  * semantics with its own date arithmetic and its own string folding.
  */
 type Res = { resourceType: string; id: string } & Record<string, unknown>;
+
+/**
+ * Parsed once, and evaluated once per resource object: the official expressions are long unions over many
+ * types, and evaluating them dominates a brute-force pass over thousands of resources. Resources are
+ * never mutated here; a changed resource is a new object.
+ */
+const parsed = new Map<string, FhirPathAtom>();
+const evaluated = new WeakMap<object, Map<string, unknown[]>>();
+function evaluate(expression: string, r: Res): unknown[] {
+  let atom = parsed.get(expression);
+  if (!atom) parsed.set(expression, (atom = parseFhirPath(expression)));
+  let byExpression = evaluated.get(r);
+  if (!byExpression) evaluated.set(r, (byExpression = new Map()));
+  let values = byExpression.get(expression);
+  if (!values) byExpression.set(expression, (values = evalFhirPath(atom, r)));
+  return values;
+}
 
 const fold = (s: string) =>
   s
@@ -145,10 +161,72 @@ export function bruteForce(resources: Res[], resourceType: string, query: [strin
         if (code === '_id') return value.split(',').includes(r.id);
         const sp = defs[code];
         if (!sp?.expression) throw new Error(`no parameter ${code}`);
-        const found = evalFhirPath(sp.expression, r);
+        const found = evaluate(sp.expression, r);
         return value.split(',').some((q) => found.some((v) => valueMatches(sp.type, modifier, v, q)));
       }),
     )
     .map((r) => r.id)
     .sort();
+}
+
+/**
+ * A local reference as [type, id]: "Type/id", optionally versioned ("Type/id/_history/v"). Absolute URLs,
+ * urn:uuid, contained ("#x") and anything else are not local (R4 references.html#literal).
+ */
+export function localReference(ref: string): [string, string] | undefined {
+  const m = /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/[A-Za-z0-9\-.]{1,64})?$/.exec(ref);
+  return m ? [m[1]!, m[2]!] : undefined;
+}
+
+/** "Source:param[:Target]" of _include/_revinclude, with the parameter's official expression. */
+function includeSpec(spec: string): { source: string; expression: string; target?: string } {
+  const [source, param, target] = spec.split(':') as [string, string, string | undefined];
+  const sp = (getSearchParameters(source) ?? {})[param];
+  if (sp?.type !== 'reference' || !sp.expression)
+    throw new Error(`no reference parameter ${source}:${param}`);
+  return { source, expression: sp.expression, ...(target ? { target } : {}) };
+}
+
+/** The local references ("Type/id") a resource holds through an include parameter's expression. */
+function referencesThrough(r: Res, expression: string): [string, string][] {
+  return evaluate(expression, r).flatMap((v) => {
+    const ref = (v as { reference?: unknown } | null)?.reference;
+    const local = typeof ref === 'string' ? localReference(ref) : undefined;
+    return local ? [local] : [];
+  });
+}
+
+/**
+ * What _include and _revinclude add to one page of matches (R4 search.html#include), as sorted
+ * "Type/id" keys: for `_include=Source:param[:Target]` the existing resources that a match of type Source
+ * refers to through param (of type Target if given); for `_revinclude=Source:param[:Target]` the resources
+ * of type Source that refer to a match (of type Target if given) through param. A resource already on the
+ * page as a match is not included again; each included resource counts once.
+ */
+export function includedKeys(
+  resources: Res[],
+  page: Res[],
+  include: readonly string[],
+  revinclude: readonly string[],
+): string[] {
+  const key = (type: string, id: string) => `${type}/${id}`;
+  const exists = new Set(resources.map((r) => key(r.resourceType, r.id)));
+  const onPage = new Set(page.map((r) => key(r.resourceType, r.id)));
+  const out = new Set<string>();
+  for (const spec of include) {
+    const { source, expression, target } = includeSpec(spec);
+    for (const r of page.filter((p) => p.resourceType === source))
+      for (const [type, id] of referencesThrough(r, expression))
+        if ((!target || target === type) && exists.has(key(type, id))) out.add(key(type, id));
+  }
+  for (const spec of revinclude) {
+    const { source, expression, target } = includeSpec(spec);
+    const wanted = new Set(
+      page.filter((p) => !target || p.resourceType === target).map((p) => key(p.resourceType, p.id)),
+    );
+    for (const r of resources.filter((x) => x.resourceType === source))
+      if (referencesThrough(r, expression).some(([type, id]) => wanted.has(key(type, id))))
+        out.add(key(r.resourceType, r.id));
+  }
+  return [...out].filter((k) => !onPage.has(k)).sort();
 }

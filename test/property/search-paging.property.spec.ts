@@ -49,7 +49,7 @@ beforeAll(async () => {
     const p = await create(g.patient);
     // The first half is never written again; the rest is the writers' pool.
     if (i < N / 2) stable.add(p.id);
-    if (i % 4 === 0)
+    if (i % 8 === 0)
       for (const o of g.observations)
         await create({ ...o, subject: { reference: `Patient/${p.id}` }, effectiveDateTime: '2021-05-04' });
   }
