@@ -11,7 +11,7 @@
  * parameter names only: values that could be PHI (names, identifiers, birth dates, dates of service) are
  * masked unless --show-values is given. Exit code 1 when any query disagrees.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -402,6 +402,13 @@ function diff(got: readonly string[], expected: readonly string[]): string {
 
 async function main(): Promise<void> {
   const started = Date.now();
+  if (!existsSync(dir)) {
+    console.error(
+      `synthea-compare: no directory ${dir} (give the Synthea bundle directory as the first argument)`,
+    );
+    process.exitCode = 2;
+    return;
+  }
   const files = readdirSync(dir)
     .filter((f) => f.endsWith('.json'))
     .sort();
