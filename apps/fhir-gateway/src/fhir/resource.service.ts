@@ -259,7 +259,7 @@ export class ResourceService {
       keyScope: keyScopeFor(compartments),
       references: collectReferences(stored),
       compartments,
-      searchTokens: this.search.tokensOf(stored),
+      searchTokens: this.search.tokensOf(stored, compartments),
     });
     return {
       status,
