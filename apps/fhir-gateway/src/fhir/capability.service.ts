@@ -1,5 +1,6 @@
 import type { CapabilityStatement, CapabilityStatementRestResource } from '@medplum/fhirtypes';
 import type { R4Definitions } from './definitions.js';
+import { isPatientScoped } from '../search/patient-scope.js';
 import { indexedParams } from '../search/search-params.js';
 
 /**
@@ -90,12 +91,44 @@ export class CapabilityService {
                 name: p.code,
                 type: p.type,
                 definition: p.url,
+                ...(isPatientScoped(type, p.code)
+                  ? {
+                      documentation:
+                        'Indexed per patient: a search must name the patient (docs/ENCRYPTION.md).',
+                    }
+                  : {}),
               })),
             ],
+            // _include and _revinclude (search/search.service.ts), with * and :iterate.
+            searchInclude: ['*', ...referenceParams(type).map((p) => `${type}:${p}`)],
+            searchRevInclude: this.revIncludes().get(type) ?? [],
           })),
           interaction: SYSTEM_INTERACTIONS.map((code) => ({ code })),
         },
       ],
     };
   }
+
+  private revs?: Map<string, string[]>;
+
+  /** For each type, the "Source:param" pairs whose reference parameter may point at it. */
+  private revIncludes(): Map<string, string[]> {
+    if (!this.revs) {
+      this.revs = new Map();
+      for (const source of [...this.defs.resourceTypes].sort()) {
+        for (const p of indexedParams(source).values()) {
+          if (p.type !== 'reference') continue;
+          for (const target of p.targets) {
+            if (!this.revs.has(target)) this.revs.set(target, []);
+            this.revs.get(target)!.push(`${source}:${p.code}`);
+          }
+        }
+      }
+    }
+    return this.revs;
+  }
+}
+
+function referenceParams(type: string): string[] {
+  return [...indexedParams(type).values()].filter((p) => p.type === 'reference').map((p) => p.code);
 }

@@ -69,7 +69,15 @@ export class FhirEngine {
             preferReturn(req.headers.prefer),
           );
         case 'GET':
-          return json(await this.searches.search(ctx, type, req.query, strictHandling(req.headers.prefer)));
+          return json(
+            await this.searches.search(
+              ctx,
+              type,
+              req.query,
+              strictHandling(req.headers.prefer),
+              repo ? { repo } : {},
+            ),
+          );
         // On the type, PUT, PATCH and DELETE are the conditional interactions (R4 http.html#cond-update,
         // #patch, #3.1.0.7.1); their search parameters are the URL's query.
         case 'PUT': {
@@ -120,7 +128,15 @@ export class FhirEngine {
       for (const [k, v] of Object.entries((req.body ?? {}) as Record<string, string | string[]>)) {
         (query[k] ??= []).push(...(Array.isArray(v) ? v : [v]));
       }
-      return json(await this.searches.search(ctx, type, query, strictHandling(req.headers.prefer)));
+      return json(
+        await this.searches.search(
+          ctx,
+          type,
+          query,
+          strictHandling(req.headers.prefer),
+          repo ? { repo } : {},
+        ),
+      );
     }
     const id = b;
     if (c === undefined) {
@@ -169,6 +185,15 @@ export class FhirEngine {
     }
     if (c === '$validate' && d === undefined) {
       return m === 'POST' ? this.validate(type, req.body) : notAllowed(['POST']);
+    }
+    if (c !== undefined && d === undefined && m === 'GET' && this.defs.resourceTypes.has(c)) {
+      // Compartment search, GET [compartment type]/[id]/[type] (R4 http.html#search, compartmentdefinition.html).
+      return json(
+        await this.searches.search(ctx, c, req.query, strictHandling(req.headers.prefer), {
+          compartment: { type, id },
+          ...(repo ? { repo } : {}),
+        }),
+      );
     }
     if (c === '_history') {
       if (m !== 'GET') return notAllowed(['GET']);

@@ -560,3 +560,29 @@ describe('per-patient index keys (patient-scope.ts)', () => {
     ]);
   });
 });
+
+describe('compartment search and the CapabilityStatement through the engine', () => {
+  it('routes GET Patient/[id]/[type] to a compartment search', async () => {
+    const res = await engine.handle(ctx, {
+      method: 'GET',
+      path: `Patient/${ids.ann}/Observation`,
+      query: toQuery('value-quantity=100'),
+      headers: {},
+    });
+    expect(namesOf(res.body, 'match').sort()).toEqual(['w100', 'w99_6']);
+  });
+
+  it('declares includes, reverse includes and per-patient parameters', async () => {
+    const res = await engine.handle(ctx, { method: 'GET', path: 'metadata', query: {}, headers: {} });
+    const rest = (res.body as any).rest[0].resource;
+    const obs = rest.find((r: any) => r.type === 'Observation');
+    const patient = rest.find((r: any) => r.type === 'Patient');
+    expect(obs.searchInclude).toContain('Observation:subject');
+    expect(obs.searchInclude).toContain('*');
+    expect(patient.searchRevInclude).toContain('Observation:subject');
+    expect(obs.searchParam.find((p: any) => p.name === 'value-quantity').documentation).toMatch(
+      /per patient/,
+    );
+    expect(obs.searchParam.find((p: any) => p.name === 'code').documentation).toBeUndefined();
+  });
+});
