@@ -39,28 +39,28 @@ export function registerPlainSearch(app: FastifyInstance, sql: Sql): void {
           // ref param, target type (from the modifier or the param's single target), target param
           const [, ref, target = 'Patient', targetParam] = chain;
           const inner = condition(target, targetParam!, undefined, raw, p, `${p(target)}::text`);
-          where.push(`r.id IN (SELECT t.id FROM bench_plain_token t WHERE t.resource_type = $1
-            AND t.param = ${p(ref)} AND t.value IN (SELECT ${p(`${target}/`)} || c.id FROM (${inner}) c))`);
+          where.push(`SELECT t.id FROM (${inner}) c JOIN bench_plain_token t ON t.resource_type = $1
+            AND t.param = ${p(ref)} AND t.value = ${p(`${target}/`)} || c.id`);
         } else {
           const [code, modifier] = key.split(':');
-          where.push(`r.id IN (${condition(type, code!, modifier, raw, p, '$1')})`);
+          where.push(condition(type, code!, modifier, raw, p, '$1'));
         }
       }
       if (key !== '_cursor') echo.append(key, raw);
     }
-    const filter = where.length ? ` AND ${where.join(' AND ')}` : '';
+    // Ids first: the intersection of the conditions in the index, paged by id; then the page's resources.
+    const matching = where.length
+      ? where.join(' INTERSECT ')
+      : 'SELECT id FROM bench_plain_resource WHERE resource_type = $1';
     const totalSql = total
-      ? (
-          await sql.query<{ n: number }>(
-            `SELECT count(*)::int AS n FROM bench_plain_resource r WHERE r.resource_type = $1${filter}`,
-            params,
-          )
-        ).rows[0]!.n
+      ? (await sql.query<{ n: number }>(`SELECT count(*)::int AS n FROM (${matching}) m`, params)).rows[0]!.n
       : undefined;
-    const after = cursor !== undefined ? ` AND r.id > ${p(cursor)}` : '';
+    const after = cursor !== undefined ? `WHERE m.id > ${p(cursor)}` : '';
     const { rows } = await sql.query<{ id: string; content: Uint8Array }>(
-      `SELECT r.id, r.content FROM bench_plain_resource r WHERE r.resource_type = $1${filter}${after}
-        ORDER BY r.id LIMIT ${p(count + 1)}`,
+      `SELECT r.id, r.content
+         FROM (SELECT m.id FROM (${matching}) m ${after} ORDER BY m.id LIMIT ${p(count + 1)}) m
+         JOIN bench_plain_resource r ON r.resource_type = $1 AND r.id = m.id
+        ORDER BY r.id`,
       params,
     );
     const page = rows.slice(0, count);
@@ -132,19 +132,20 @@ function condition(
         const r = parseDateRange(prefix === 'eq' && !v.startsWith('eq') ? v : v.slice(2), code);
         const vs = p(r.start);
         const ve = p(r.end);
-        // Same prefix semantics as the gateway (R4 search.html#prefix), on [lo, hi).
+        // Same prefix semantics as the gateway (R4 search.html#prefix), on non-empty ranges [lo, hi); the
+        // leading "hi > vs" is implied and lets the (…, hi) index bound the scan.
         const eq = `(lo >= ${vs} AND hi <= ${ve})`;
         switch (prefix) {
           case 'gt':
             return `hi > ${ve}`;
           case 'ge':
-            return `(hi > ${ve} OR ${eq})`;
+            return `(hi > ${vs} AND (hi > ${ve} OR ${eq}))`;
           case 'lt':
             return `lo < ${vs}`;
           case 'le':
             return `(lo < ${vs} OR ${eq})`;
           case 'eq':
-            return eq;
+            return `(hi > ${vs} AND ${eq})`;
           default:
             throw new Error(`baseline: prefix ${prefix} not handled`);
         }

@@ -6,6 +6,8 @@
  *   BENCH_ROUNDS                 alternating rounds per scenario, medians reported (default 3)
  *   BENCH_SUITES=gateway,search  which suites (default both; or name them: `npm run bench -- search`)
  *   BENCH_SEARCH_SCALE           resources of the search suite (default 100000; Postgres only)
+ *   BENCH_SEARCH_FRESH=1         reload the search data even if a loaded database of this code version exists
+ *   BENCH_SEARCH_DB              measure on this loaded bench_search_* database, whatever the code version
  *   BENCH_PG_DIR                 data directory of the search suite's Postgres when BENCH_DATABASE_URL is
  *                                unset (default /tmp/fhirgw-bench-pg-search, kept so the load is reused)
  */

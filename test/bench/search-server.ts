@@ -10,6 +10,8 @@
  *   BENCH_SEARCH_SERVER    admin URL of the Postgres server (required)
  *   BENCH_SEARCH_SCALE     resources to load (default 100000)
  *   BENCH_SEARCH_FRESH=1   drop and reload even if a loaded database exists
+ *   BENCH_SEARCH_DB        use this loaded database as is, whatever the code version (e.g. to re-measure
+ *                          after an app change that does not alter what is stored)
  *   BENCH_LOAD_CONCURRENCY transaction Bundles in flight while loading (default 3)
  *   BENCH_LOAD_BUNDLE      entries per transaction Bundle (default 200)
  */
@@ -70,6 +72,12 @@ function withDb(serverUrl: string, name: string): string {
 }
 
 async function prepareDatabase(serverUrl: string): Promise<{ url: string; name: string; loaded: boolean }> {
+  const reuse = process.env.BENCH_SEARCH_DB;
+  if (reuse) {
+    if (!/^bench_search_\w+$/.test(reuse))
+      throw new Error('BENCH_SEARCH_DB must name a bench_search_* database');
+    return { url: withDb(serverUrl, reuse), name: reuse, loaded: true };
+  }
   const name = `bench_search_${SCALE}_${codeVersion()}`;
   const admin = new pg.Client({ connectionString: serverUrl });
   await admin.connect();
@@ -187,34 +195,46 @@ async function load(
   return { seconds, resources: done };
 }
 
-/** Index bytes (table + its indexes) per resource, gateway and plaintext baseline. */
-async function indexSizes(sql: Sql): Promise<Record<string, number>> {
-  const size = async (t: string) =>
-    Number(
-      (await sql.query<{ b: string }>('SELECT pg_total_relation_size($1::regclass)::text AS b', [t])).rows[0]!
-        .b,
+/**
+ * Index bytes per resource, gateway and plaintext baseline. The gateway's blind index is either one row per
+ * token (search_token, with its indexes) or, since migration 0004, a bigint[] column of resource with a GIN
+ * index (column bytes + index); plus resource_reference and resource_compartment with their indexes.
+ */
+async function indexSizes(sql: Sql): Promise<Record<string, number | string>> {
+  const one = async (q: string, params: unknown[] = []) =>
+    Number((await sql.query<{ b: string | null }>(q, params)).rows[0]!.b ?? 0);
+  const size = (t: string) => one('SELECT pg_total_relation_size($1::regclass)::text AS b', [t]);
+  const n = await one('SELECT count(*)::text AS b FROM resource WHERE NOT deleted');
+  const layout = (await one("SELECT count(*)::text AS b FROM pg_tables WHERE tablename = 'search_token'"))
+    ? 'search_token rows'
+    : 'resource.search_tokens bigint[] + GIN';
+  let token: number;
+  let tokenCount: number;
+  if (layout === 'search_token rows') {
+    token = await size('search_token');
+    tokenCount = await one('SELECT count(*)::text AS b FROM search_token');
+  } else {
+    token =
+      (await one('SELECT sum(pg_column_size(search_tokens))::text AS b FROM resource')) +
+      (await one("SELECT pg_relation_size('resource_search_tokens')::text AS b"));
+    tokenCount = await one(
+      'SELECT sum(coalesce(cardinality(search_tokens), 0))::text AS b FROM resource WHERE NOT deleted',
     );
-  const { rows } = await sql.query<{ n: number }>(
-    'SELECT count(*)::int AS n FROM resource WHERE NOT deleted',
-  );
-  const n = rows[0]!.n;
-  const token = await size('search_token');
+  }
   const refs = (await size('resource_reference')) + (await size('resource_compartment'));
   let plain = 0;
   for (const t of PLAIN_INDEX_TABLES) plain += await size(t);
   return {
     resources: n,
+    fullTokenLayout: layout,
     fullSearchTokenBytesPerResource: token / n,
     fullReferenceCompartmentBytesPerResource: refs / n,
     fullTotalBytesPerResource: (token + refs) / n,
     baselineBytesPerResource: plain / n,
-    fullSearchTokenRows: (await sql.query<{ n: number }>('SELECT count(*)::int AS n FROM search_token'))
-      .rows[0]!.n,
-    baselineIndexRows: (
-      await sql.query<{ n: number }>(
-        `SELECT (${PLAIN_INDEX_TABLES.map((t) => `(SELECT count(*) FROM ${t})`).join(' + ')})::int AS n`,
-      )
-    ).rows[0]!.n,
+    fullSearchTokens: tokenCount,
+    baselineIndexRows: await one(
+      `SELECT (${PLAIN_INDEX_TABLES.map((t) => `(SELECT count(*) FROM ${t})`).join(' + ')})::text AS b`,
+    ),
   };
 }
 

@@ -10,6 +10,17 @@ import { createInterface } from 'node:readline';
 import { measure, type Measurement, type RunOptions, type Target } from './harness.js';
 import { LOINC, OBSERVATION_CODES } from './clinical-generator.js';
 
+export interface IndexSizes {
+  resources: number;
+  fullTokenLayout: string;
+  fullSearchTokenBytesPerResource: number;
+  fullReferenceCompartmentBytesPerResource: number;
+  fullTotalBytesPerResource: number;
+  baselineBytesPerResource: number;
+  fullSearchTokens: number;
+  baselineIndexRows: number;
+}
+
 export interface SearchServerInfo {
   fhirUrl: string;
   baselineUrl: string;
@@ -17,7 +28,7 @@ export interface SearchServerInfo {
   load: { seconds: number; resources: number; rate: number; keptFromEarlierRun: boolean };
   patients: number;
   samples: { id: string; mrn: string; family: string }[];
-  indexSizes: Record<string, number>;
+  indexSizes: IndexSizes;
 }
 
 /** One search: the query (path below the FHIR base / the baseline's search root) per request. */
@@ -61,7 +72,7 @@ export interface SearchSuiteResult {
   database: string;
   load: SearchServerInfo['load'];
   patients: number;
-  indexSizes: Record<string, number>;
+  indexSizes: IndexSizes;
   rows: SearchRow[];
   walks: WalkRow[];
   options: { seconds: number; rounds: number; connections: number };
@@ -417,7 +428,7 @@ export function formatSearchReport(r: SearchSuiteResult): string {
   const s = r.indexSizes;
   out.push(
     '',
-    `Index bytes per resource (${s.resources} resources): full ${n(s.fullTotalBytesPerResource)} = search_token ${n(s.fullSearchTokenBytesPerResource)} (${s.fullSearchTokenRows} rows) + resource_reference/resource_compartment ${n(s.fullReferenceCompartmentBytesPerResource)}; baseline plaintext index ${n(s.baselineBytesPerResource)} (${s.baselineIndexRows} rows). Tables with their indexes (pg_total_relation_size).`,
+    `Index bytes per resource (${s.resources} resources): full ${n(s.fullTotalBytesPerResource)} = blind-index tokens ${n(s.fullSearchTokenBytesPerResource)} (${s.fullSearchTokens} tokens, ${s.fullTokenLayout}) + resource_reference/resource_compartment ${n(s.fullReferenceCompartmentBytesPerResource)}; baseline plaintext index ${n(s.baselineBytesPerResource)} (${s.baselineIndexRows} rows). Tables with their indexes (pg_total_relation_size; for a token column, its bytes plus its GIN index).`,
     '',
     `ratio = full req/s / baseline req/s at ${r.options.connections} connections (paging: baseline walk time / full walk time, one client); medians of ${r.options.rounds} alternating ${r.options.seconds} s rounds; latency columns with one connection. "same result": one request per scenario with _total=accurate against both returned the same total, page ids, included ids and next link.`,
   );
