@@ -1,7 +1,7 @@
 import type { Bundle, BundleEntry } from '@medplum/fhirtypes';
 import type { ResourceRepository, StoredVersion } from '../store/resource.repository.js';
 import type { ResourceStore } from '../store/resource.store.js';
-import { parseDateRange, parseInstant } from './fhir-date.js';
+import { parseDateRange, parseInstant, sqlInstant } from './fhir-date.js';
 import { FhirError } from './outcomes.js';
 import type { RequestContext } from './request-context.js';
 import { ID_PATTERN, type AnyResource } from './resource-json.js';
@@ -30,8 +30,10 @@ export class HistoryService {
     if (target.type) ctx.scopes.assertAllows(target.type, 'r');
     else ctx.scopes.assertAllows('*', 'r');
     const count = parseCount(query._count?.[0]);
-    const since = query._since?.[0] !== undefined ? parseInstant(query._since[0], '_since') : undefined;
-    const at = query._at?.[0] !== undefined ? parseDateRange(query._at[0], '_at') : undefined;
+    const since =
+      query._since?.[0] !== undefined ? sqlInstant(parseInstant(query._since[0], '_since')) : undefined;
+    const atRange = query._at?.[0] !== undefined ? parseDateRange(query._at[0], '_at') : undefined;
+    const at = atRange && { start: sqlInstant(atRange.start), end: sqlInstant(atRange.end) };
     const cursorText = query._cursor?.[0];
     const beforeSeq = cursorText !== undefined ? parseCursor(cursorText) : undefined;
     if (target.id !== undefined && !ID_PATTERN.test(target.id)) {

@@ -586,3 +586,49 @@ describe('compartment search and the CapabilityStatement through the engine', ()
     expect(obs.searchParam.find((p: any) => p.name === 'code').documentation).toBeUndefined();
   });
 });
+
+describe('edges the property tests found', () => {
+  it('takes _lastUpdated and _at at the end of year 9999, and years before 100, without a 500', async () => {
+    expect((await search('Patient', '_lastUpdated=9999')).names).toEqual([]);
+    expect((await search('Patient', '_lastUpdated=gt9999-12-31')).names).toEqual([]);
+    expect((await search('Patient', '_lastUpdated=lt9999')).names.sort()).toEqual(['ann', 'ben', 'cy']);
+    expect((await search('Patient', '_lastUpdated=ap0001')).names).toEqual([]);
+    const history = await engine.handle(ctx, {
+      method: 'GET',
+      path: '_history',
+      query: { _at: ['9999'] },
+      headers: {},
+    });
+    expect(history.status).toBe(200);
+  });
+
+  it('reads four-digit years below 100 as themselves, not as 19xx', async () => {
+    await create('ancient', {
+      resourceType: 'Patient',
+      name: [{ family: 'Ancient' }],
+      birthDate: '0050-03-01',
+    });
+    await create('modern', {
+      resourceType: 'Patient',
+      name: [{ family: 'Ancient' }],
+      birthDate: '1950-03-01',
+    });
+    expect(await set('Patient', 'birthdate=0050&family=ancient')).toEqual(['ancient']);
+    expect(await set('Patient', 'birthdate=lt1000&family=ancient')).toEqual(['ancient']);
+    expect(await set('Patient', 'birthdate=1950&family=ancient')).toEqual(['modern']);
+  });
+
+  it('matches nothing for an _id that is no id, and refuses impossible offsets', async () => {
+    expect((await search('Patient', `_id=a\u0000,${ids.ann}`)).names).toEqual(['ann']);
+    expect((await search('Patient', '_id=a\u0000')).names).toEqual([]);
+    await expect(search('Patient', 'birthdate=2020-01-01T10:00:00+99:99')).rejects.toMatchObject({
+      status: 400,
+    });
+  });
+
+  it('does not echo an _include value', async () => {
+    const err = await search('Patient', '_revinclude=Patient:PHIsecret').catch((e: unknown) => e);
+    expect(err).toMatchObject({ status: 400 });
+    expect(JSON.stringify((err as any).outcome)).not.toContain('PHIsecret');
+  });
+});

@@ -1,8 +1,8 @@
 import { normalizeSearchString } from '#crypto';
-import { parseDateRange } from '../fhir/fhir-date.js';
+import { parseDateRange, sqlInstant } from '../fhir/fhir-date.js';
 import { parseCount } from '../fhir/history.service.js';
 import { FhirError } from '../fhir/outcomes.js';
-import { parseReference } from '../fhir/resource-json.js';
+import { ID_PATTERN, parseReference } from '../fhir/resource-json.js';
 import { coverTokens } from './date-tokens.js';
 import { numberCover } from './number-tokens.js';
 import {
@@ -179,7 +179,8 @@ export function planSearch(
       } else if (code === '_id') {
         if (modifier !== undefined)
           throw new FhirError('bad-request', `_id does not take :${modifier}`, { expression: [key] });
-        const ids = splitValues(raw);
+        // A value that is no valid id matches nothing (and never reaches SQL: a NUL would fail there).
+        const ids = splitValues(raw).filter((i) => ID_PATTERN.test(i));
         plan.ids = plan.ids ? plan.ids.filter((i) => ids.includes(i)) : ids;
       } else if (code === '_lastUpdated') {
         if (modifier !== undefined)
@@ -394,7 +395,7 @@ function parseInclude(key: string, raw: string, iterate: boolean): IncludeSpec {
   if (param !== '*') {
     const p = indexedParams(source).get(param);
     if (p?.type !== 'reference') {
-      throw new FhirError('bad-request', `${source}:${param} is not a reference search parameter`, {
+      throw new FhirError('bad-request', `${key} does not name a reference search parameter`, {
         expression: [key],
       });
     }
@@ -687,22 +688,30 @@ function lastUpdatedCondition(raw: string): SearchPlan['lastUpdated'][number] {
   const range = parseDateRange(rest, '_lastUpdated');
   switch (prefix) {
     case 'eq':
-      return { op: '>=', start: range.start, end: range.end };
+      return { op: '>=', start: sqlInstant(range.start), end: sqlInstant(range.end) };
     case 'gt':
     case 'sa':
-      return { op: '>=', start: range.end };
+      return { op: '>=', start: sqlInstant(range.end) };
     case 'ge':
-      return { op: '>=', start: range.start };
+      return { op: '>=', start: sqlInstant(range.start) };
     case 'lt':
     case 'eb':
-      return { op: '<', start: range.start };
+      return { op: '<', start: sqlInstant(range.start) };
     case 'le':
-      return { op: '<', start: range.end };
+      return { op: '<', start: sqlInstant(range.end) };
     case 'ne':
-      return { op: 'not-in', start: range.start, end: range.end };
+      return { op: 'not-in', start: sqlInstant(range.start), end: sqlInstant(range.end) };
     case 'ap': {
       const [ws, we] = approximateWindow(Date.parse(range.start), Date.parse(range.end), Date.now());
-      return { op: '>=', start: new Date(ws).toISOString(), end: new Date(we).toISOString() };
+      return { op: '>=', start: sqlInstant(isoOf(ws)), end: sqlInstant(isoOf(we)) };
     }
   }
+}
+
+function isoOf(ms: number): string {
+  return Number.isFinite(ms) && Math.abs(ms) < 8.64e15
+    ? new Date(ms).toISOString()
+    : ms < 0
+      ? '-infinity'
+      : 'infinity';
 }

@@ -10,8 +10,9 @@ import type { SearchIndex } from './search-index.js';
  *   1: the first increment (search_token rows)
  *   2: presence, :text, :of-type, :identifier, uri prefixes, numbers, quantities, date decades and centuries
  *   3: per-patient keys for the parameters of patient-scope.ts
+ *   4: overflow date tokens before 1800 and from 2200
  */
-export const SEARCH_INDEX_VERSION = 3;
+export const SEARCH_INDEX_VERSION = 4;
 
 /**
  * Re-indexes every current resource when the stored tokens follow an older scheme, in batches, each
