@@ -632,3 +632,30 @@ describe('edges the property tests found', () => {
     expect(JSON.stringify((err as any).outcome)).not.toContain('PHIsecret');
   });
 });
+
+describe('long token lists', () => {
+  it('answers a chain over many patients, paged, as the short form does', async () => {
+    const made: string[] = [];
+    for (let i = 0; i < 70; i++) {
+      const pid = await create(`many${i}`, { resourceType: 'Patient', name: [{ family: 'Manyfold' }] });
+      made.push(
+        await create(`manyObs${i}`, {
+          resourceType: 'Observation',
+          status: 'final',
+          code: { text: 'm' },
+          subject: { reference: `Patient/${pid}` },
+        }),
+      );
+    }
+    const walked: string[] = [];
+    let qs = 'subject:Patient.family=manyfold&_count=25';
+    for (;;) {
+      const { bundle } = await search('Observation', qs);
+      walked.push(...(bundle.entry ?? []).map((e: any) => e.resource.id));
+      const next = bundle.link.find((l: any) => l.relation === 'next');
+      if (!next) break;
+      qs = new URL(next.url).search.slice(1);
+    }
+    expect(walked).toEqual([...made].sort());
+  });
+});

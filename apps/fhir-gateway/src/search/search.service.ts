@@ -275,6 +275,8 @@ export class SearchService {
       after?: string;
       before?: string;
       progress?: { last?: string; exhausted: boolean; budget?: number };
+      /** How many matches the caller wants first: the first batch asks for just that many candidates. */
+      want?: number;
     },
   ): AsyncGenerator<AnyResource> {
     if (prep.empty) {
@@ -285,18 +287,19 @@ export class SearchService {
     let before = from.before;
     const descending = before !== undefined;
     let scanned = 0;
-    for (;;) {
+    // Each candidate costs a transfer, a decryption and a re-check, so the first batch is what the page
+    // needs; later batches grow while the re-check keeps rejecting.
+    let limit = Math.min(Math.max(from.want ?? 500, 1), 500);
+    for (let done = false; !done; limit = Math.min(limit * 4, 500)) {
       const batch = await repo.searchCandidates({
         ...prep.candidates,
         ...(after !== undefined ? { afterId: after } : {}),
         ...(before !== undefined ? { beforeId: before } : {}),
         descending,
-        limit: 200,
+        limit,
       });
-      if (batch.length === 0) {
-        if (from.progress) from.progress.exhausted = true;
-        return;
-      }
+      done = batch.length < limit;
+      if (done && from.progress) from.progress.exhausted = true;
       for (const v of batch) {
         if (descending) before = v.id;
         else after = v.id;
@@ -304,7 +307,10 @@ export class SearchService {
         if (from.progress) from.progress.last = v.id;
         const resource = JSON.parse(v.json!.toString('utf8')) as AnyResource;
         if (matchesAll(resource, prep.plan.criteria)) yield resource;
-        if (from.progress?.budget !== undefined && scanned >= from.progress.budget) return;
+        if (from.progress?.budget !== undefined && scanned >= from.progress.budget) {
+          if (from.progress) from.progress.exhausted = done && v === batch[batch.length - 1];
+          return;
+        }
       }
     }
   }
@@ -326,7 +332,7 @@ export class SearchService {
       budget: number;
     };
     const found: AnyResource[] = [];
-    for await (const r of this.scan(prep, repo, { ...cursor, progress })) {
+    for await (const r of this.scan(prep, repo, { ...cursor, progress, want: plan.count + 1 })) {
       found.push(r);
       if (found.length > plan.count) break;
     }

@@ -46,6 +46,9 @@ interface VersionRow {
   seq?: number;
 }
 
+/** Conditions with more tokens than this are resolved through the GIN index before ordering (see below). */
+const FENCE_TOKENS = 64;
+
 /** A blind-index search over one type; tokens are hex HMACs (see search/search-index.ts). */
 export interface CandidateQuery {
   resourceType: string;
@@ -210,20 +213,30 @@ export class ResourceRepository {
     }
     // Each condition is one array overlap on the GIN index of search_tokens: its terms' tokens are merged,
     // since every token is already bound to its (type, parameter) by the HMAC key.
+    let widest = 0;
     for (const c of q.conditions) {
       const tokens = [...new Set(c.terms.flatMap((t) => t.tokens.map(tokenToInt64)))];
+      if (!c.negate) widest = Math.max(widest, tokens.length);
       where.push(
         c.negate
           ? `NOT (coalesce(r.search_tokens, '{}') && ${p(tokens)}::bigint[])`
           : `r.search_tokens && ${p(tokens)}::bigint[]`,
       );
     }
-    const { rows } = await this.sql.query<VersionRow>(
-      `SELECT r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, r.dek_id, r.content
-         FROM resource r WHERE ${where.join(' AND ')}
-        ORDER BY r.id ${q.descending ? 'DESC' : 'ASC'} LIMIT ${p(q.limit)}`,
-      params,
-    );
+    const order = `${q.descending ? 'DESC' : 'ASC'}`;
+    const columns = 'r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, r.dek_id, r.content';
+    // With a long token list (a chain's resolved references, a wide date cover) Postgres over-estimates how
+    // many rows match, walks the primary key in id order and filters nearly every row (measured at 100k
+    // resources: 60,000 rows read for 89 matches, 1.5 s). Such candidates are few in fact, so they are
+    // collected through the GIN index first and only then sorted and limited.
+    const sql =
+      widest > FENCE_TOKENS
+        ? `WITH c AS MATERIALIZED (SELECT r.id FROM resource r WHERE ${where.join(' AND ')})
+           SELECT ${columns} FROM c JOIN resource r ON r.resource_type = $1 AND r.id = c.id
+            ORDER BY r.id ${order} LIMIT ${p(q.limit)}`
+        : `SELECT ${columns} FROM resource r WHERE ${where.join(' AND ')}
+            ORDER BY r.id ${order} LIMIT ${p(q.limit)}`;
+    const { rows } = await this.sql.query<VersionRow>(sql, params);
     return Promise.all(rows.map((r) => this.decrypt(r)));
   }
 
