@@ -524,7 +524,12 @@ function randomQuery(): Query {
       f: 'composite',
       scoped: true,
     }),
-    () => ({ k: 'component-code-value-quantity:missing', v: pick(['true', 'false']), f: ':missing' }),
+    () => ({
+      k: 'component-code-value-quantity:missing',
+      v: pick(['true', 'false']),
+      f: ':missing',
+      scoped: true,
+    }),
   ];
   // Not 'date': the server sorts a Period without a start by its end ascending (and one without an end by
   // its start descending), where the evaluator, like date matching, treats the missing side as open (R4
@@ -643,18 +648,12 @@ function randomQuery(): Query {
     const pin = pick(pins)();
     query.push([pin.k, pin.v]);
     features.push(pin.f);
-    // Without the pin, the per-patient parameter alone must be refused. Not checked for values the index
-    // cannot narrow ("ne", :contains): the server then re-checks every resource of the type and answers
-    // across patients (Observation?value-quantity=ne100 → 200), against docs/ENCRYPTION.md ("across
-    // patients it is a 400"). Reported.
-    const narrowable = !/(^|[,$])ne/.test(scoped.v) && !scoped.k.endsWith(':contains');
-    if (narrowable && chance(0.3)) unpinned = [[scoped.k, scoped.v]];
+    // Without the pin, the per-patient parameter alone must be refused, whatever its form (also "ne",
+    // :contains and :missing, which the index does not narrow). A :contains alone is refused anyway.
+    if (chance(0.3)) unpinned = [[scoped.k, scoped.v]];
   }
   if (compartment) features.push('compartment');
-  // In a compartment, :contains still needs a selective parameter of its own (the compartment does not
-  // count: Patient/x/Observation?value-string:contains=SIT → 400); every status keeps the result as is.
-  if (compartment && picked.some((c) => c.k.endsWith(':contains')))
-    query.push(['status', 'final,amended,preliminary']);
+  // In a compartment, :contains needs nothing more: the compartment bounds the scan.
   // :contains only filters what another parameter selects: give it _id (every resource of the type).
   if (picked.some((c) => c.k === 'name:contains'))
     query.push([

@@ -659,3 +659,45 @@ describe('long token lists', () => {
     expect(walked).toEqual([...made].sort());
   });
 });
+
+describe('disagreements the differential harness found', () => {
+  it('sorts an open Period start first ascending, as matching reads it', async () => {
+    await create('openStart', {
+      resourceType: 'Condition',
+      subject: { reference: `Patient/${ids.cy}` },
+      onsetPeriod: { end: '2019-12-31T23:59:59Z' },
+    });
+    await create('closed1969', {
+      resourceType: 'Condition',
+      subject: { reference: `Patient/${ids.cy}` },
+      onsetDateTime: '1969-12-31',
+    });
+    const asc = (await search('Condition', `_sort=onset-date&patient=${ids.cy}`)).names;
+    expect(asc.indexOf('openStart')).toBeLessThan(asc.indexOf('closed1969'));
+  });
+
+  it('answers an empty pinned chain with an empty result, not a 400', async () => {
+    const r = await search('Observation', 'subject:Patient.name=nobody&value-quantity=100');
+    expect(r.names).toEqual([]);
+  });
+
+  it('refuses per-patient parameters across patients also where the index is not probed', async () => {
+    for (const qs of [
+      'value-quantity=ne5',
+      `value-string:contains=sit&_id=${ids.w100}`,
+      'value-quantity:missing=true',
+    ]) {
+      const err = await search('Observation', qs).catch((e: unknown) => e);
+      expect(err, qs).toMatchObject({ status: 400 });
+    }
+    // No value, no match: only :missing finds absent values.
+    expect(await set('Observation', `value-quantity=ne100.0&subject=Patient/${ids.ann}`)).toEqual(['w99_6']);
+  });
+
+  it('counts a compartment as selective for :contains', async () => {
+    const b = await searches.search(ctx, 'Patient', toQuery('name:contains=erss'), false, {
+      compartment: { type: 'Patient', id: ids.ann! },
+    });
+    expect(namesOf(b, 'match')).toEqual(['ann']);
+  });
+});

@@ -226,22 +226,6 @@ export function planSearch(
     throw new FhirError('too-costly', '_revinclude=* is not supported: name the source type', {
       expression: ['_revinclude'],
     });
-  const contains = plan.criteria.find((c) =>
-    c.values.some((v) => v.kind === 'string' && v.mode === 'contains'),
-  );
-  if (
-    contains &&
-    plan.conditions.every((c) => c.negate) &&
-    !plan.ids &&
-    plan.chains.length === 0 &&
-    plan.has.length === 0
-  ) {
-    // :contains cannot use a prefix index without n-gram tokens, which would leak far more (docs/ENCRYPTION.md);
-    // it filters what another criterion selects instead of scanning every resource of the type.
-    throw new FhirError('bad-request', `${contains.code}:contains needs another selective search parameter`, {
-      expression: [`${contains.code}:contains`],
-    });
-  }
   return plan;
 }
 

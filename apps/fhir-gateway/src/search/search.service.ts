@@ -9,7 +9,7 @@ import type { ResourceStore } from '../store/resource.store.js';
 import { isPatientScoped, patientPinParams } from './patient-scope.js';
 import { matchesAll, stringParts, codings, type Criterion } from './search-criteria.js';
 import type { SearchIndex } from './search-index.js';
-import { indexedParams, type IndexedParam } from './search-params.js';
+import { indexedParams, paramByUrl, type IndexedParam } from './search-params.js';
 import { planSearch, type IncludeSpec, type SearchPlan, type SortKey } from './search-query.js';
 import { parseDateRange } from '../fhir/fhir-date.js';
 
@@ -217,7 +217,34 @@ export class SearchService {
         });
       patientCompartment = compartment.id;
     }
+    if (empty) {
+      // A join matched nothing: nothing to probe, and nothing to refuse either.
+      return {
+        plan: { ...plan, criteria },
+        empty,
+        candidates: { resourceType: plan.resourceType, conditions: [], lastUpdated: [] },
+      };
+    }
+    const contains = criteria.find((c) => c.values.some((v) => v.kind === 'string' && v.mode === 'contains'));
+    if (contains && conditions.every((c) => c.negate) && !ids && patientCompartment === undefined) {
+      // :contains cannot use a prefix index without n-gram tokens, which would leak far more
+      // (docs/ENCRYPTION.md); it filters what another criterion or a compartment selects instead of
+      // scanning every resource of the type.
+      throw new FhirError(
+        'bad-request',
+        `${contains.code}:contains needs another selective search parameter`,
+        {
+          expression: [`${contains.code}:contains`],
+        },
+      );
+    }
     const pins = patientPins(plan.resourceType, criteria, compartment);
+    if (!pins) {
+      // Also where the index is not probed (ne, :contains, :missing): a per-patient parameter is searched
+      // within named patients only, whatever the form of the query.
+      const scoped = criteria.find((c) => scopedParamsOf(plan.resourceType, c.code).length > 0);
+      if (scoped) throw unpinned(plan.resourceType, scopedParamsOf(plan.resourceType, scoped.code)[0]!);
+    }
     const hashed = conditions.map((c) => ({
       ...(c.negate ? { negate: true } : {}),
       terms: c.terms.map((t) => ({ param: t.param, tokens: this.hashTerm(plan.resourceType, t, pins) })),
@@ -246,13 +273,7 @@ export class SearchService {
   ): string[] {
     const global = t.tokens.map((v) => this.index.hash(type, t.param, v));
     if (!isPatientScoped(type, t.param)) return global;
-    if (!pins) {
-      throw new FhirError(
-        'bad-request',
-        `${type}.${t.param} is indexed per patient: name the patient (${[...patientPinParams(type)].join(', ') || 'a patient reference'}) or search Patient/[id]/${type}`,
-        { expression: [t.param] },
-      );
-    }
+    if (!pins) throw unpinned(type, t.param);
     if (pins.length * t.tokens.length > MAX_JOIN_IDS * 4)
       throw new FhirError(
         'too-costly',
@@ -565,6 +586,26 @@ function patientPins(
   return undefined;
 }
 
+function unpinned(type: string, param: string): FhirError {
+  return new FhirError(
+    'bad-request',
+    `${type}.${param} is indexed per patient: name the patient (${[...patientPinParams(type)].join(', ') || 'a patient reference'}) or search Patient/[id]/${type}`,
+    { expression: [param] },
+  );
+}
+
+/** The patient-scoped parameters a criterion reads: itself, or a composite's components. */
+function scopedParamsOf(type: string, code: string): string[] {
+  const p = indexedParams(type).get(code);
+  const codes = p?.components
+    ? p.components.flatMap((c) => {
+        const component = paramByUrl(type, c.definition);
+        return component ? [component.code] : [];
+      })
+    : [code];
+  return codes.filter((c) => isPatientScoped(type, c));
+}
+
 function parseIdCursor(cursor: string | undefined): { after?: string; before?: string } {
   if (cursor === undefined) return {};
   const m = /^([ab]):([A-Za-z0-9\-.]{1,64})$/.exec(cursor);
@@ -579,6 +620,9 @@ function referenceParams(type: string, code: string): IndexedParam[] {
 }
 
 type SortValue = string | number | null;
+
+const OPEN_START_MS = -1e300;
+const OPEN_END_MS = 1e300;
 
 /** The value a resource sorts by for each key: the lowest for ascending, the highest for descending. */
 function sortKey(keys: readonly SortKey[], r: AnyResource): SortValue[] {
@@ -610,6 +654,9 @@ function sortables(p: IndexedParam, v: unknown, descending: boolean): (string | 
       return typeof value === 'number' ? [value] : [];
     }
     case 'date': {
+      // The same ranges as matching (search-criteria.ts): an open Period start is the beginning of time and
+      // an open end its end, so they sort first ascending and first descending respectively. Finite stand-ins
+      // keep the values JSON-safe inside sealed cursors.
       const parse = (s: unknown, side: 'start' | 'end') => {
         if (typeof s !== 'string') return [];
         try {
@@ -620,9 +667,9 @@ function sortables(p: IndexedParam, v: unknown, descending: boolean): (string | 
       };
       if (typeof v === 'string') return parse(v, descending ? 'end' : 'start');
       const period = v as { start?: unknown; end?: unknown } | null;
-      return descending
-        ? parse(period?.end ?? period?.start, 'end')
-        : parse(period?.start ?? period?.end, 'start');
+      if (!period || typeof period !== 'object' || !('start' in period || 'end' in period)) return [];
+      if (descending) return period.end === undefined ? [OPEN_END_MS] : parse(period.end, 'end');
+      return period.start === undefined ? [OPEN_START_MS] : parse(period.start, 'start');
     }
     case 'uri':
       return typeof v === 'string' ? [v] : [];
