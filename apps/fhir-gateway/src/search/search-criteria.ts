@@ -1,4 +1,4 @@
-import { evalFhirPath, type FhirPathAtom } from '@medplum/core';
+import { evalFhirPath, toTypedValue, type FhirPathAtom } from '@medplum/core';
 import { normalizeSearchString } from '#crypto';
 import { parseReference, type AnyResource } from '../fhir/resource-json.js';
 import { parseDateRange } from '../fhir/fhir-date.js';
@@ -64,7 +64,7 @@ export function matchesCriterion(resource: AnyResource, c: Criterion): boolean {
   if (c.missing !== undefined) return c.missing === (found.length === 0);
   const any = c.components
     ? found.some((el) =>
-        c.values.some((q) => q.kind === 'composite' && compositeMatches(el, c.components!, q)),
+        c.values.some((q) => q.kind === 'composite' && compositeMatches(resource, el, c.components!, q)),
       )
     : found.some((v) => c.values.some((q) => matchValue(v, q)));
   return c.negate ? !any : any;
@@ -72,15 +72,20 @@ export function matchesCriterion(resource: AnyResource, c: Criterion): boolean {
 
 /** A composite matches when one element satisfies every component (R4 search.html#composite). */
 function compositeMatches(
+  resource: AnyResource,
   element: unknown,
   components: readonly (string | FhirPathAtom)[],
   q: { parts: ParsedValue[] },
 ): boolean {
+  // Some components read the resource itself (MolecularSequence's "%resource.referenceSeq.chromosome"),
+  // so %resource is bound as the FHIRPath spec's evaluation environment has it.
+  const root = toTypedValue(resource);
+  const variables = { '%resource': root, '%rootResource': root };
   return components.every((expr, i) => {
     let values: unknown[];
     try {
       // Components are evaluated on an element (a resource or a backbone element), not only on resources.
-      values = evalFhirPath(expr, element);
+      values = evalFhirPath(expr, element, variables);
     } catch {
       return false;
     }

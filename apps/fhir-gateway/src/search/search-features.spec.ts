@@ -701,3 +701,21 @@ describe('disagreements the differential harness found', () => {
     expect(namesOf(b, 'match')).toEqual(['ann']);
   });
 });
+
+describe('composites that read %resource', () => {
+  it('MolecularSequence chromosome-variant-coordinate matches', async () => {
+    await create('seq', {
+      resourceType: 'MolecularSequence',
+      coordinateSystem: 0,
+      referenceSeq: {
+        genomeBuild: 'GRCh38',
+        chromosome: {
+          coding: [{ system: 'http://terminology.hl7.org/CodeSystem/chromosome-human', code: '1' }],
+        },
+      },
+      variant: [{ start: 10, end: 20 }],
+    });
+    expect(await set('MolecularSequence', 'chromosome-variant-coordinate=1$gt5$lt30')).toEqual(['seq']);
+    expect(await set('MolecularSequence', 'chromosome-variant-coordinate=2$gt5$lt30')).toEqual([]);
+  });
+});
