@@ -18,7 +18,7 @@ export const RESOURCE_INTERACTIONS = [
   'create',
   'search-type',
 ] as const;
-export const SYSTEM_INTERACTIONS = ['transaction', 'batch', 'history-system'] as const;
+export const SYSTEM_INTERACTIONS = ['transaction', 'batch', 'history-system', 'search-system'] as const;
 
 export class CapabilityService {
   private cached?: CapabilityStatement;

@@ -46,7 +46,9 @@ export class FhirEngine {
           headers: {},
           body: await this.bundles.process(ctx, req.body, req.headers.prefer),
         };
-      return notAllowed(['POST']);
+      // System-level search (R4 http.html#search): GET [base]?_type=...
+      if (m === 'GET') return json(await this.searches.searchSystem(ctx, req.query, repo));
+      return notAllowed(['GET', 'POST']);
     }
     if (a === 'metadata' && parts.length === 1) {
       return m === 'GET'

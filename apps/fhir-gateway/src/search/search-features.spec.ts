@@ -719,3 +719,32 @@ describe('composites that read %resource', () => {
     expect(await set('MolecularSequence', 'chromosome-variant-coordinate=2$gt5$lt30')).toEqual([]);
   });
 });
+
+describe('system-level search with _type (R4 search.html#searchtype)', () => {
+  const system = async (qs: string) =>
+    (await engine.handle(ctx, { method: 'GET', path: '', query: toQuery(qs), headers: {} })).body as any;
+
+  it('searches several types with common parameters, pages in (type, id) order', async () => {
+    const tag = 'urn:tags|vip';
+    await create('taggedOrg', {
+      resourceType: 'Organization',
+      name: 'Tagged',
+      meta: { tag: [{ system: 'urn:tags', code: 'vip' }] },
+    });
+    const all = await system(`_type=Patient,Organization&_tag=${tag}&_total=accurate`);
+    expect(namesOf(all, 'match')).toEqual(['taggedOrg', 'ann']); // Organization sorts before Patient
+    expect(all.total).toBe(2);
+    const first = await system(`_type=Patient,Organization&_tag=${tag}&_count=1`);
+    expect(namesOf(first, 'match')).toEqual(['taggedOrg']);
+    const next = new URL(first.link.find((l: any) => l.relation === 'next').url);
+    expect(namesOf(await system(next.search.slice(1)), 'match')).toEqual(['ann']);
+  });
+
+  it('refuses what cannot be answered exactly across types', async () => {
+    await expect(system('_tag=x')).rejects.toMatchObject({ status: 400 });
+    await expect(system('_type=Patient,Nonsense')).rejects.toMatchObject({ status: 400 });
+    await expect(system('_type=Patient,Observation&family=x')).rejects.toMatchObject({ status: 400 });
+    await expect(system('_type=Patient&_sort=_id')).rejects.toMatchObject({ status: 501 });
+    await expect(search('Patient', '_type=Patient')).rejects.toMatchObject({ status: 400 });
+  });
+});

@@ -91,7 +91,9 @@ export interface IncludeSpec {
 export const MAX_CHAIN_DEPTH = 4;
 
 const CONTROL = new Set(['_count', '_cursor', '_total', '_summary', '_format', '_elements', '_pretty']);
-const NOT_SUPPORTED = new Set(['_text', '_content', '_list', '_query', '_filter', '_type']);
+/** Meaningful at the system level only (SearchService.searchSystem); on a type it narrows nothing. */
+const SYSTEM_ONLY = new Set(['_type']);
+const NOT_SUPPORTED = new Set(['_text', '_content', '_list', '_query', '_filter']);
 const PREFIXES = new Set<string>(['eq', 'ne', 'gt', 'lt', 'ge', 'le', 'sa', 'eb', 'ap']);
 
 /** Splits a parameter value on commas that are not escaped (R4 search.html#escaping). */
@@ -155,6 +157,10 @@ export function planSearch(
     }
     const [code, modifier] = splitKey(key);
     if (CONTROL.has(code)) continue;
+    if (SYSTEM_ONLY.has(code))
+      throw new FhirError('bad-request', `${code} applies to a system-level search only`, {
+        expression: [key],
+      });
     if (NOT_SUPPORTED.has(code)) {
       throw new FhirError('not-implemented', `search parameter ${code} is not supported`, {
         expression: [key],

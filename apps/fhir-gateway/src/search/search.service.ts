@@ -10,7 +10,7 @@ import { isPatientScoped, patientPinParams } from './patient-scope.js';
 import { matchesAll, stringParts, codings, type Criterion } from './search-criteria.js';
 import type { SearchIndex } from './search-index.js';
 import { indexedParams, paramByUrl, type IndexedParam } from './search-params.js';
-import { planSearch, type IncludeSpec, type SearchPlan, type SortKey } from './search-query.js';
+import { planSearch, splitValues, type IncludeSpec, type SearchPlan, type SortKey } from './search-query.js';
 import { parseDateRange } from '../fhir/fhir-date.js';
 
 /** How many candidates one request may re-check before it returns what it has with a next link. */
@@ -99,6 +99,87 @@ export class SearchService {
       });
     }
     return bundle;
+  }
+
+  /**
+   * System-level search over the types `_type` names (R4 search.html#searchtype, http.html#search): the
+   * same criteria on each type, results in (type, id) order, cursor "Type/id". Every parameter must be one
+   * all the types define (as Prefer: handling=strict): ignoring it for one type would widen that type's
+   * results. _sort, _include and _revinclude across types are refused with a 501.
+   */
+  async searchSystem(
+    ctx: RequestContext,
+    query: Record<string, string[]>,
+    repo: ResourceRepository = this.store.repo,
+  ): Promise<Bundle> {
+    const types = [...new Set((query._type ?? []).flatMap((v) => splitValues(v)))].sort();
+    if (types.length === 0)
+      throw new FhirError('bad-request', 'a system-level search needs _type', { expression: ['_type'] });
+    if (types.some((t) => !/^[A-Z][A-Za-z]+$/.test(t) || indexedParams(t).size === 0))
+      throw new FhirError('bad-request', '_type names an unknown resource type', { expression: ['_type'] });
+    for (const k of ['_sort', '_include', '_revinclude'])
+      if (Object.keys(query).some((key) => key.split(':')[0] === k))
+        throw new FhirError('not-implemented', `${k} across types is not supported`, { expression: [k] });
+    const rest = Object.fromEntries(Object.entries(query).filter(([k]) => k !== '_type' && k !== '_cursor'));
+    for (const t of types) ctx.scopes.assertAllows(t, 's');
+    const plans = types.map((t) => planSearch(t, rest, true));
+    await this.index.ready();
+    const first = plans[0]!;
+    const echo = new URLSearchParams(first.echo);
+    echo.append('_type', types.join(','));
+    const cursorText = query._cursor?.[0];
+    const cursor =
+      cursorText === undefined ? undefined : /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/.exec(cursorText);
+    if (cursorText !== undefined && (!cursor || !types.includes(cursor[1]!)))
+      throw new FhirError('bad-request', '_cursor is not valid for this search', { expression: ['_cursor'] });
+    const bundle: Bundle = {
+      resourceType: 'Bundle',
+      type: 'searchset',
+      link: [{ relation: 'self', url: this.systemUrl(echo, cursorText) }],
+    };
+    const preps = await Promise.all(plans.map((plan) => this.prepare(ctx, plan, repo)));
+    if (first.summaryCount || first.total === 'accurate') {
+      let total: number | undefined = 0;
+      for (const prep of preps) {
+        const n = prep.empty ? 0 : await this.count(prep, repo);
+        total = n === undefined || total === undefined ? undefined : total + n;
+      }
+      if (total !== undefined) bundle.total = total;
+      if (first.summaryCount) return bundle;
+    }
+    const found: AnyResource[] = [];
+    let stoppedAt: string | undefined;
+    for (let i = 0; i < types.length && found.length <= first.count && stoppedAt === undefined; i++) {
+      if (cursor && types[i]! < cursor[1]!) continue;
+      const after = cursor && types[i] === cursor[1] ? cursor[2] : undefined;
+      const progress = { exhausted: false, budget: MAX_SCAN } as {
+        last?: string;
+        exhausted: boolean;
+        budget: number;
+      };
+      for await (const r of this.scan(preps[i]!, repo, {
+        after,
+        progress,
+        want: first.count + 1 - found.length,
+      })) {
+        found.push(r);
+        if (found.length > first.count) break;
+      }
+      if (found.length <= first.count && !progress.exhausted && progress.last !== undefined)
+        stoppedAt = `${types[i]}/${progress.last}`;
+    }
+    const page = found.slice(0, first.count);
+    const last = page[page.length - 1];
+    const next = found.length > first.count && last ? `${last.resourceType}/${last.id}` : stoppedAt;
+    if (next !== undefined) bundle.link!.push({ relation: 'next', url: this.systemUrl(echo, next) });
+    bundle.entry = page.map((r) => this.entry(r, 'match'));
+    return bundle;
+  }
+
+  private systemUrl(echo: URLSearchParams, cursor: string | undefined): string {
+    const q = new URLSearchParams(echo);
+    if (cursor !== undefined) q.set('_cursor', cursor);
+    return `${this.fhirBase}?${q.toString()}`;
   }
 
   /**
