@@ -260,6 +260,9 @@ function dateRange(v: unknown): { start: number; end: number } | undefined {
     const s = p.start ? one(p.start) : undefined;
     const e = p.end ? one(p.end) : undefined;
     if ((p.start && !s) || (p.end && !e)) return undefined;
+    // An inverted Period breaks R4 invariant per-1 and has no instants: it matches no date search (the
+    // index, built from its endpoints, could not find it consistently anyway).
+    if (s && e && s.start > e.end) return undefined;
     return { start: s?.start ?? -Infinity, end: e?.end ?? Infinity };
   }
   return undefined;
