@@ -12,8 +12,6 @@ import { parseDateRange } from '../fhir/fhir-date.js';
  * :below modifiers.
  */
 export type Prefix = 'eq' | 'ne' | 'gt' | 'lt' | 'ge' | 'le' | 'sa' | 'eb' | 'ap';
-/** @deprecated kept for callers of the first increment; use Prefix. */
-export type DatePrefix = Prefix;
 
 export type ParsedValue =
   | { kind: 'string'; norm: string; raw: string; mode: 'prefix' | 'exact' | 'contains' }

@@ -489,7 +489,7 @@ function parseValue(p: IndexedParam, key: string, modifier: string | undefined, 
       const local = parseReference(v);
       if (local) {
         if (modifier && modifier !== local.type)
-          throw new FhirError('bad-request', `${key} names ${modifier} but the value a ${local.type}`, {
+          throw new FhirError('bad-request', `${key} names a type the reference value does not have`, {
             expression: [key],
           });
         return { kind: 'reference', ...local };
