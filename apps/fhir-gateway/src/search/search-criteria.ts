@@ -1,7 +1,9 @@
-import { evalFhirPath, toTypedValue, type FhirPathAtom } from '@medplum/core';
 import { normalizeSearchString } from '#crypto';
 import { parseReference, type AnyResource } from '../fhir/resource-json.js';
 import { parseDateRange } from '../fhir/fhir-date.js';
+import type { ParamExpression } from './param-expression.js';
+import { valueTokens } from './search-tokens.js';
+import { codings, identifierTypes, stringParts, texts } from './search-values.js';
 
 /**
  * Parsed search criteria and their exact evaluation on a decrypted resource (R4 search.html). This is the
@@ -36,7 +38,7 @@ export type ParsedValue =
 
 export interface Criterion {
   code: string;
-  expression: string | FhirPathAtom;
+  expression: ParamExpression;
   /** OR over these values. */
   values: ParsedValue[];
   /** :not (R4 search.html#modifiers): no value of the resource matches any of the values. */
@@ -44,7 +46,7 @@ export interface Criterion {
   /** :missing=true / false: the parameter has no value / has some value; values is then empty. */
   missing?: boolean;
   /** Composite parameters: the component expressions, relative to each element the expression yields. */
-  components?: (string | FhirPathAtom)[];
+  components?: ParamExpression[];
 }
 
 /** True when every criterion (AND) holds. */
@@ -55,11 +57,14 @@ export function matchesAll(resource: AnyResource, criteria: readonly Criterion[]
 export function matchesCriterion(resource: AnyResource, c: Criterion): boolean {
   let found: unknown[];
   try {
-    found = evalFhirPath(c.expression, resource);
+    found = c.expression.evaluate(resource);
   } catch {
     found = [];
   }
-  if (c.missing !== undefined) return c.missing === (found.length === 0);
+  // A parameter has a value when a value it yields is searchable: the index's presence token means the
+  // same (search-tokens.ts), so a Reference with only a display is missing for both.
+  if (c.missing !== undefined)
+    return c.missing === !found.some((v) => valueTokens(c.expression.type, v).length > 0);
   const any = c.components
     ? found.some((el) =>
         c.values.some((q) => q.kind === 'composite' && compositeMatches(resource, el, c.components!, q)),
@@ -72,18 +77,15 @@ export function matchesCriterion(resource: AnyResource, c: Criterion): boolean {
 function compositeMatches(
   resource: AnyResource,
   element: unknown,
-  components: readonly (string | FhirPathAtom)[],
+  components: readonly ParamExpression[],
   q: { parts: ParsedValue[] },
 ): boolean {
-  // Some components read the resource itself (MolecularSequence's "%resource.referenceSeq.chromosome"),
-  // so %resource is bound as the FHIRPath spec's evaluation environment has it.
-  const root = toTypedValue(resource);
-  const variables = { '%resource': root, '%rootResource': root };
   return components.every((expr, i) => {
     let values: unknown[];
     try {
-      // Components are evaluated on an element (a resource or a backbone element), not only on resources.
-      values = evalFhirPath(expr, element, variables);
+      // Components are evaluated on an element (a resource or a backbone element), with %resource bound to
+      // the resource (MolecularSequence's "%resource.referenceSeq.chromosome").
+      values = expr.evaluate(element, resource);
     } catch {
       return false;
     }
@@ -264,71 +266,4 @@ function dateRange(v: unknown): { start: number; end: number } | undefined {
     return { start: s?.start ?? -Infinity, end: e?.end ?? Infinity };
   }
   return undefined;
-}
-
-const CONTACT_SYSTEMS = new Set(['phone', 'fax', 'email', 'pager', 'url', 'sms', 'other']);
-
-export function codings(v: unknown): { system?: string; code?: string }[] {
-  if (typeof v === 'string' || typeof v === 'boolean' || typeof v === 'number') return [{ code: String(v) }];
-  if (v === null || typeof v !== 'object') return [];
-  const o = v as { system?: string; code?: string; value?: string; coding?: unknown[] };
-  if (Array.isArray(o.coding)) return o.coding.flatMap((c) => codings(c));
-  if (o.code !== undefined) return [{ system: o.system, code: o.code }];
-  if (o.value !== undefined)
-    return [{ system: CONTACT_SYSTEMS.has(o.system ?? '') ? undefined : o.system, code: o.value }];
-  return [];
-}
-
-/**
- * The text a token's :text modifier searches (R4 search.html#modifiers): CodeableConcept.text, the
- * display of each Coding, and an Identifier's type text.
- */
-export function texts(v: unknown): string[] {
-  if (v === null || typeof v !== 'object') return [];
-  const o = v as { text?: unknown; display?: unknown; coding?: unknown[]; type?: unknown };
-  const out: string[] = [];
-  if (typeof o.text === 'string') out.push(o.text);
-  if (typeof o.display === 'string') out.push(o.display);
-  if (Array.isArray(o.coding)) out.push(...o.coding.flatMap((c) => texts(c)));
-  if (o.type && typeof o.type === 'object') {
-    const t = (o.type as { text?: unknown }).text;
-    if (typeof t === 'string') out.push(t);
-  }
-  return out;
-}
-
-/** Identifier.type codings with the identifier value, for :of-type (R4 search.html#modifiers). */
-export function identifierTypes(
-  v: unknown,
-): { value: string; types: { system?: string; code?: string }[] }[] {
-  const o = v as { value?: unknown; type?: { coding?: unknown[] } } | null;
-  if (!o || typeof o !== 'object' || typeof o.value !== 'string' || !Array.isArray(o.type?.coding)) return [];
-  return [{ value: o.value, types: o.type.coding.flatMap((c) => codings(c)) }];
-}
-
-const STRING_PARTS = [
-  'family',
-  'given',
-  'prefix',
-  'suffix',
-  'text',
-  'line',
-  'city',
-  'district',
-  'state',
-  'postalCode',
-  'country',
-];
-
-export function stringParts(v: unknown): string[] {
-  if (typeof v === 'string') return [v];
-  if (!v || typeof v !== 'object') return [];
-  const o = v as Record<string, unknown>;
-  const out: string[] = [];
-  for (const k of STRING_PARTS) {
-    const x = o[k];
-    if (typeof x === 'string') out.push(x);
-    else if (Array.isArray(x)) for (const y of x) if (typeof y === 'string') out.push(y);
-  }
-  return out;
 }

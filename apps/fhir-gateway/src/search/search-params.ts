@@ -1,4 +1,5 @@
-import { getSearchParameters, parseFhirPath, type FhirPathAtom } from '@medplum/core';
+import { getSearchParameters } from '@medplum/core';
+import { ParamExpression, splitUnion } from './param-expression.js';
 
 /** Every R4 search parameter type is indexed except "special" (near, _filter: each needs its own engine). */
 export type IndexedType =
@@ -18,7 +19,7 @@ export interface CompositeComponent {
   /** Canonical URL of the component's own SearchParameter. */
   definition: string;
   /** The component's expression, relative to an element the composite's expression yields. */
-  atom: FhirPathAtom;
+  expr: ParamExpression;
 }
 
 export interface IndexedParam {
@@ -27,8 +28,11 @@ export interface IndexedParam {
   expression: string;
   /** Canonical URL of the official SearchParameter. */
   url: string;
-  /** The expression parsed once, so writes and re-checks do not parse it again. */
-  atom: FhirPathAtom;
+  /**
+   * The expression (only this type's branches, see forType) parsed once, so writes and re-checks do not
+   * parse it again; it evaluates as HL7's engine does (param-expression.ts).
+   */
+  expr: ParamExpression;
   /** Resource types a reference parameter may point at (SearchParameter.target). */
   targets: string[];
   /** Composite parameters only (R4 search.html#composite). */
@@ -78,13 +82,13 @@ export function indexedParams(resourceType: string): Map<string, IndexedParam> {
         type: sp.type as IndexedType,
         expression: sp.expression,
         url: sp.url,
-        atom: parseFhirPath(forType(sp.expression, resourceType)),
+        expr: new ParamExpression(forType(sp.expression, resourceType), sp.type),
         targets: [...(sp.target ?? [])],
         ...(sp.type === 'composite'
           ? {
               components: (sp.component ?? []).map((c) => ({
                 definition: c.definition ?? '',
-                atom: parseFhirPath(c.expression ?? ''),
+                expr: new ParamExpression(c.expression ?? '', 'composite-component'),
               })),
             }
           : {}),
@@ -114,19 +118,7 @@ const MEDPLUM_ONLY = new Set(['_compartment', '_project']);
  * ..."). Only the branches of this type can yield values for it, so evaluate just those.
  */
 export function forType(expression: string, resourceType: string): string {
-  const branches: string[] = [];
-  let depth = 0;
-  let start = 0;
-  for (let i = 0; i < expression.length; i++) {
-    const ch = expression[i];
-    if (ch === '(') depth++;
-    else if (ch === ')') depth--;
-    else if (ch === '|' && depth === 0) {
-      branches.push(expression.slice(start, i).trim());
-      start = i + 1;
-    }
-  }
-  branches.push(expression.slice(start).trim());
+  const branches = splitUnion(expression);
   const own = branches.filter(
     (b) => b.replace(/^\(+/, '').startsWith(`${resourceType}.`) || b.replace(/^\(+/, '') === resourceType,
   );

@@ -246,7 +246,7 @@ function addParameter(
     if (raw !== 'true' && raw !== 'false')
       throw new FhirError('bad-request', `${key} must be true or false`, { expression: [key] });
     const missing = raw === 'true';
-    plan.criteria.push({ code: p.code, expression: p.atom, values: [], missing });
+    plan.criteria.push({ code: p.code, expression: p.expr, values: [], missing });
     if (p.type !== 'composite')
       plan.conditions.push({ terms: [{ param: p.code, tokens: [PRESENT] }], negate: missing });
     return;
@@ -260,7 +260,7 @@ function addParameter(
   if (negate && p.type !== 'token')
     throw new FhirError('bad-request', `:not applies to token parameters only`, { expression: [key] });
   const parsed = splitValues(raw).map((v) => parseValue(p, key, negate ? undefined : modifier, v));
-  plan.criteria.push({ code: p.code, expression: p.atom, values: parsed, ...(negate ? { negate } : {}) });
+  plan.criteria.push({ code: p.code, expression: p.expr, values: parsed, ...(negate ? { negate } : {}) });
   const tokens = parsed.map(indexTokens);
   // A value the index cannot narrow (a "ne", a :contains) leaves the whole OR to the re-check.
   if (tokens.every((t) => t !== undefined))
@@ -295,9 +295,9 @@ function addComposite(plan: SearchPlan, p: IndexedParam, key: string, raw: strin
   }
   plan.criteria.push({
     code: p.code,
-    expression: p.atom,
+    expression: p.expr,
     values,
-    components: p.components!.map((c) => c.atom),
+    components: p.components!.map((c) => c.expr),
   });
   components.forEach((c, i) => {
     const tokens = partTokens[i]!;

@@ -1,10 +1,9 @@
-import { evalFhirPath } from '@medplum/core';
 import { normalizeSearchString } from '#crypto';
 import { parseReference, type AnyResource } from '../fhir/resource-json.js';
 import { endpointTokens, OPEN_END, OPEN_START } from './date-tokens.js';
 import { numberTokens } from './number-tokens.js';
-import { codings, identifierTypes, stringParts, texts } from './search-criteria.js';
-import { indexedParams, type IndexedParam } from './search-params.js';
+import { codings, identifierTypes, stringParts, texts } from './search-values.js';
+import { indexedParams } from './search-params.js';
 
 /**
  * String prefix lengths that are indexed. A query uses the longest indexed length not above its own and
@@ -49,13 +48,13 @@ export function extractTokens(resource: AnyResource): PlainToken[] {
     if (p.type === 'composite') continue;
     let values: unknown[];
     try {
-      values = evalFhirPath(p.atom, resource);
+      values = p.expr.evaluate(resource);
     } catch {
       continue;
     }
     let present = false;
     for (const v of values) {
-      for (const t of valueTokens(p, v)) {
+      for (const t of valueTokens(p.type, v)) {
         present = true;
         out.set(`${p.code}\u0000${t}`, { param: p.code, value: t });
       }
@@ -65,8 +64,9 @@ export function extractTokens(resource: AnyResource): PlainToken[] {
   return [...out.values()];
 }
 
-function valueTokens(p: IndexedParam, v: unknown): string[] {
-  switch (p.type) {
+/** The tokens of one value of a parameter of this type (none: the value is not searchable). */
+export function valueTokens(type: string, v: unknown): string[] {
+  switch (type) {
     case 'token':
       return tokenTokens(v);
     case 'string':
@@ -81,8 +81,8 @@ function valueTokens(p: IndexedParam, v: unknown): string[] {
       return typeof v === 'number' ? numberTokens(v).map((b) => `#|${b}`) : [];
     case 'quantity':
       return quantityTokens(v);
-    case 'composite':
-      return [];
+    default:
+      return []; // composite: narrowed through its components' own parameters
   }
 }
 

@@ -1,4 +1,3 @@
-import { evalFhirPath } from '@medplum/core';
 import type { Bundle, BundleEntry, BundleLink } from '@medplum/fhirtypes';
 import { normalizeSearchString } from '#crypto';
 import { FhirError } from '../fhir/outcomes.js';
@@ -7,7 +6,8 @@ import { parseReference, type AnyResource } from '../fhir/resource-json.js';
 import type { CandidateQuery, ResourceRepository } from '../store/resource.repository.js';
 import type { ResourceStore } from '../store/resource.store.js';
 import { isPatientScoped, patientPinParams } from './patient-scope.js';
-import { matchesAll, stringParts, codings, type Criterion } from './search-criteria.js';
+import { matchesAll, type Criterion } from './search-criteria.js';
+import { codings, stringParts } from './search-values.js';
 import type { SearchIndex } from './search-index.js';
 import { indexedParams, paramByUrl, type IndexedParam } from './search-params.js';
 import { planSearch, splitValues, type IncludeSpec, type SearchPlan, type SortKey } from './search-query.js';
@@ -257,7 +257,7 @@ export class SearchService {
       conditions.push({ terms: [{ param: chain.param, tokens: refs.map((r) => `r|${r.type}/${r.id}`) }] });
       criteria.push({
         code: chain.param,
-        expression: p.atom,
+        expression: p.expr,
         values: refs.map((r) => ({ kind: 'reference' as const, ...r })),
       });
     }
@@ -280,7 +280,7 @@ export class SearchService {
               },
             );
           }
-          for (const v of evalFhirPath(p.atom, r)) {
+          for (const v of p.expr.evaluate(r)) {
             const ref = (v as { reference?: unknown } | null)?.reference;
             const local = typeof ref === 'string' ? parseReference(ref) : undefined;
             if (local?.type === plan.resourceType) found.add(local.id);
@@ -573,7 +573,7 @@ export class SearchService {
     for (const r of from) {
       if (inc.source !== '*' && inc.source !== r.resourceType) continue;
       for (const p of referenceParams(r.resourceType, inc.param)) {
-        for (const v of evalFhirPath(p.atom, r)) {
+        for (const v of p.expr.evaluate(r)) {
           const ref = (v as { reference?: unknown } | null)?.reference;
           const local = typeof ref === 'string' ? parseReference(ref) : undefined;
           if (!local || (inc.target && inc.target !== local.type)) continue;
@@ -599,7 +599,7 @@ export class SearchService {
     const params = referenceParams(rev.source, rev.param);
     if (targets.length === 0 || params.length === 0) return;
     const values = targets.map((r) => ({ kind: 'reference' as const, type: r.resourceType, id: r.id! }));
-    const criteria = params.map((p) => ({ code: p.code, expression: p.atom, values }));
+    const criteria = params.map((p) => ({ code: p.code, expression: p.expr, values }));
     const prep: Prepared = {
       plan: { ...planSearch(rev.source, {}, false), criteria: [] },
       empty: false,
@@ -712,7 +712,7 @@ function sortKey(keys: readonly SortKey[], r: AnyResource): SortValue[] {
     if (k.code === '_lastUpdated') return r.meta?.lastUpdated ? Date.parse(r.meta.lastUpdated) : null;
     let values: unknown[];
     try {
-      values = evalFhirPath(k.param!.atom, r);
+      values = k.param!.expr.evaluate(r);
     } catch {
       values = [];
     }
