@@ -11,8 +11,10 @@ import type { SearchIndex } from './search-index.js';
  *   2: presence, :text, :of-type, :identifier, uri prefixes, numbers, quantities, date decades and centuries
  *   3: per-patient keys for the parameters of patient-scope.ts
  *   4: overflow date tokens before 1800 and from 2200
+ *   5: expressions evaluated as fhirpath.js does (param-expression.ts): where(resolve() is T) keeps absolute
+ *      and contained references and drops logical ones; ofType(uri) keeps canonical, url, oid and uuid
  */
-export const SEARCH_INDEX_VERSION = 4;
+export const SEARCH_INDEX_VERSION = 5;
 
 /**
  * Re-indexes every current resource when the stored tokens follow an older scheme, in batches, each
