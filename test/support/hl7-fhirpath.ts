@@ -85,3 +85,15 @@ export function hl7Evaluate(expression: string, input: unknown, root: Res): unkn
   // Results are already plain (resolveInternalTypes defaults to true); JSON drops the path metadata.
   return JSON.parse(JSON.stringify(out)) as unknown[];
 }
+
+/**
+ * The elements an expression yields, as fhirpath.js nodes that keep their type: a composite's components
+ * are evaluated on these (a plain object loses the path that tells "value" is a choice of Quantity, ...).
+ */
+export function hl7Elements(expression: string, root: Res): unknown[] {
+  currentRoot = root;
+  return fhirpath.evaluate(root, expression, { resource: root, rootResource: root }, r4, {
+    resolveInternalTypes: false,
+    userInvocationTable: resolveTable,
+  }) as unknown[];
+}

@@ -2,7 +2,7 @@ import { normalizeSearchString } from '#crypto';
 import { parseReference, type AnyResource } from '../fhir/resource-json.js';
 import { parseDateRange } from '../fhir/fhir-date.js';
 import type { ParamExpression } from './param-expression.js';
-import { valueTokens } from './search-tokens.js';
+import { searchable } from './search-tokens.js';
 import { codings, identifierTypes, stringParts, texts } from './search-values.js';
 
 /**
@@ -62,9 +62,8 @@ export function matchesCriterion(resource: AnyResource, c: Criterion): boolean {
     found = [];
   }
   // A parameter has a value when a value it yields is searchable: the index's presence token means the
-  // same (search-tokens.ts), so a Reference with only a display is missing for both.
-  if (c.missing !== undefined)
-    return c.missing === !found.some((v) => valueTokens(c.expression.type, v).length > 0);
+  // same, so a Reference with only a display is missing for both.
+  if (c.missing !== undefined) return c.missing === !found.some((v) => searchable(c.expression.type, v));
   const any = c.components
     ? found.some((el) =>
         c.values.some((q) => q.kind === 'composite' && compositeMatches(resource, el, c.components!, q)),

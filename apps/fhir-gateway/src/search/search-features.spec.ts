@@ -748,3 +748,49 @@ describe('system-level search with _type (R4 search.html#searchtype)', () => {
     await expect(search('Patient', '_type=Patient')).rejects.toMatchObject({ status: 400 });
   });
 });
+
+describe('references as resolve() reads them (param-expression.ts, FHIR R4 fhirpath.html#functions)', () => {
+  beforeAll(async () => {
+    const status = 'final';
+    const code = { coding: [{ system: 'http://example.org/codes', code: 'ref-kinds' }] };
+    await create('absolute', {
+      resourceType: 'Observation',
+      status,
+      code,
+      subject: { reference: 'http://example.org/fhir/Patient/p9' },
+    });
+    await create('contained', {
+      resourceType: 'Observation',
+      status,
+      code,
+      contained: [{ resourceType: 'Patient', id: 'p1', name: [{ family: 'Inside' }] }],
+      subject: { reference: '#p1' },
+    });
+    await create('logical', {
+      resourceType: 'Observation',
+      status,
+      code,
+      subject: { type: 'Patient', identifier: { system: 'urn:mrn', value: 'L-1' } },
+    });
+    await create('displayOnly', {
+      resourceType: 'Observation',
+      status,
+      code,
+      subject: { display: 'Someone' },
+    });
+  });
+  const q = (rest: string) => set('Observation', `code=http://example.org/codes|ref-kinds&${rest}`);
+
+  it('keeps absolute and contained Patient references in patient, not logical ones', async () => {
+    expect(await q('patient=http://example.org/fhir/Patient/p9')).toEqual(['absolute']);
+    expect(await q('patient:missing=false')).toEqual(['absolute', 'contained']);
+    // A logical reference resolves to nothing: the patient parameter has no value, subject has one.
+    expect(await q('patient:identifier=urn:mrn|L-1')).toEqual([]);
+    expect(await q('subject:identifier=urn:mrn|L-1')).toEqual(['logical']);
+  });
+
+  it('counts a Reference with only a display as missing, in the index and in the re-check alike', async () => {
+    expect(await q('subject:missing=true')).toEqual(['displayOnly']);
+    expect(await q('subject:missing=false')).toEqual(['absolute', 'contained', 'logical']);
+  });
+});

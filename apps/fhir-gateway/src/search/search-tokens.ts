@@ -64,6 +64,15 @@ export function extractTokens(resource: AnyResource): PlainToken[] {
   return [...out.values()];
 }
 
+/**
+ * Does a value give the parameter a value (R4 search.html#modifiers, :missing)? Exactly when it has index
+ * tokens, so the presence token and the re-check agree; a composite has none of its own and counts any
+ * element its expression yields.
+ */
+export function searchable(type: string, v: unknown): boolean {
+  return type === 'composite' || valueTokens(type, v).length > 0;
+}
+
 /** The tokens of one value of a parameter of this type (none: the value is not searchable). */
 export function valueTokens(type: string, v: unknown): string[] {
   switch (type) {
