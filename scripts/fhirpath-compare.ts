@@ -1,6 +1,7 @@
 /**
- * Medplum's FHIRPath evaluator against HL7's fhirpath.js on real data (issue #3; manual, not CI): every
- * indexed search parameter of every resource of the Synthea transaction Bundles of a directory, evaluated
+ * The gateway's FHIRPath evaluation (Medplum's engine, corrected by param-expression.ts) against HL7's
+ * fhirpath.js on real data (issue #3; manual, not CI): values and index tokens of every indexed search
+ * parameter of every resource of the Synthea transaction Bundles of a directory, evaluated
  * with both engines as the index evaluates it (see test/support/fhirpath-equivalence.ts; the generated
  * corpus runs in CI as apps/fhir-gateway/src/search/fhirpath-equivalence.spec.ts).
  *
@@ -71,12 +72,17 @@ for (const d of tally.disagreements) {
 const types = new Set(resources.map((r) => r.resourceType));
 const show = (v: unknown) => (showValues ? JSON.stringify(v).slice(0, 400) : '(value masked: --show-values)');
 
-console.log(`fhirpath.js vs Medplum on ${files.length} bundles in ${dir}`);
+console.log(`fhirpath.js vs the gateway's evaluation on ${files.length} bundles in ${dir}`);
 console.log(`  resources:      ${tally.resources} (${types.size} types)`);
 console.log(`  expressions:    ${tally.expressions.size} (${tally.covered.size} with a non-empty result)`);
 console.log(
   `  evaluations:    ${tally.evaluations} (${tally.nonEmpty} non-empty, ${tally.orderOnly} same values in another order)`,
 );
+console.log(
+  `  index tokens:   ${tally.tokens} compared, ${tally.tokenDisagreements.length} evaluations with different tokens`,
+);
+for (const t of tally.tokenDisagreements.slice(0, 10))
+  console.log(`    TOKENS DIFFER ${t.resourceType}.${t.code}`);
 console.log(`  disagreements:  ${tally.disagreements.length}, not known: ${unexplained.length}`);
 for (const [id, n] of byKnown) console.log(`    ${id}: ${n}`);
 const seen = new Set<string>();
@@ -90,4 +96,4 @@ for (const d of unexplained) {
   console.log(`    gateway:     ${show(d.gateway)}\n    fhirpath.js: ${show(d.hl7)}`);
 }
 console.log(`  ${seconds.toFixed(1)} s`);
-process.exitCode = unexplained.length > 0 ? 1 : 0;
+process.exitCode = unexplained.length > 0 || tally.tokenDisagreements.length > 0 ? 1 : 0;
