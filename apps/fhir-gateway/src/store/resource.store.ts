@@ -36,6 +36,16 @@ export class ResourceStore {
           await this.keys.keyForScope(err.scope);
           continue;
         }
+        if (isTransient(err) && attempt < TRANSIENT_RETRIES) {
+          // Postgres aborted the transaction to break a deadlock (40P01) or a serialization conflict
+          // (40001); nothing of it was kept, so the write runs again, after a short random pause that
+          // keeps the two sides from colliding once more.
+          await new Promise((r) => setTimeout(r, 5 + Math.random() * 20 * (attempt + 1)));
+          continue;
+        }
+        if (isTransient(err)) {
+          throw new FhirError('conflict', 'concurrent writes kept colliding; retry the request');
+        }
         if (isUniqueViolation(err)) {
           throw new FhirError('conflict', 'a concurrent write to the same resource won; retry the request');
         }
@@ -43,6 +53,14 @@ export class ResourceStore {
       }
     }
   }
+}
+
+/** Times a write is run again after Postgres aborted it as a deadlock or serialization victim. */
+const TRANSIENT_RETRIES = 4;
+
+function isTransient(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === '40P01' || code === '40001';
 }
 
 function isUniqueViolation(err: unknown): boolean {
