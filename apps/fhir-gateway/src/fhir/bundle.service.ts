@@ -110,6 +110,7 @@ export class BundleService {
     // Conditional creates (request.ifNoneExist) may turn out to be existing resources, so the references to
     // their fullUrls are settled only inside the transaction.
     const conditionalCreates: { entry: ParsedEntry; criteria: Criteria }[] = [];
+    const conditionalEdits: { entry: ParsedEntry; criteria: Criteria }[] = [];
     // Every conditional entry's criteria are locked up front, in one order, so two transactions with the
     // same criteria wait for each other instead of deadlocking.
     const lockKeys = new Set<string>();
@@ -123,7 +124,9 @@ export class BundleService {
         lockKeys.add(criteria.key);
       } else if (e.method !== 'POST' && e.method !== 'GET' && e.method !== 'HEAD' && isOnType(e.url)) {
         const what = `conditional ${e.method === 'PUT' ? 'update' : e.method === 'PATCH' ? 'patch' : 'delete'}`;
-        lockKeys.add((await atEntry(e, () => this.conditionals.criteria(type, e.url, what))).key);
+        const criteria = await atEntry(e, () => this.conditionals.criteria(type, e.url, what));
+        conditionalEdits.push({ entry: e, criteria });
+        lockKeys.add(criteria.key);
       }
     }
     const settled = new Map(ids.map);
@@ -145,6 +148,7 @@ export class BundleService {
     }
     const responses = await this.store.write(async (repo) => {
       for (const key of [...lockKeys].sort()) await repo.lockConditional(key);
+      await this.refuseResolvedOverlap(ctx, repo, entries, conditionalEdits);
       const out = new Array<BundleEntry>(entries.length);
       const map = new Map(ids.map);
       let expected: Map<number, string> | undefined;
@@ -168,6 +172,41 @@ export class BundleService {
       return out;
     }, scopes);
     return { resourceType: 'Bundle', id: randomUUID(), type: 'transaction-response', entry: responses };
+  }
+
+  /**
+   * R4 http.html#trules: "If any resource identities (including resolved identities from conditional
+   * update/delete) overlap in steps 1-3, then the transaction SHALL fail". The literal targets were
+   * compared before the transaction; here each conditional update, patch or delete that matches one
+   * resource (none creates or deletes nothing, several is the entry's own 412) is compared with them and
+   * with each other, under the criteria's locks.
+   */
+  private async refuseResolvedOverlap(
+    ctx: RequestContext,
+    repo: ResourceRepository,
+    entries: ParsedEntry[],
+    edits: { entry: ParsedEntry; criteria: Criteria }[],
+  ): Promise<void> {
+    if (edits.length === 0) return;
+    const acted = new Map<string, number>();
+    for (const e of entries) {
+      if ((e.method === 'DELETE' || e.method === 'PUT' || e.method === 'PATCH') && !isOnType(e.url))
+        acted.set(e.url.split('?')[0]!.replace(/^\/+/, ''), e.index);
+    }
+    for (const { entry, criteria } of edits) {
+      const found = await atEntry(entry, () => this.conditionals.match(ctx, repo, criteria));
+      if (found.length !== 1) continue;
+      const target = `${criteria.resourceType}/${found[0]}`;
+      const other = acted.get(target);
+      if (other !== undefined) {
+        throw new FhirError(
+          'conflict',
+          `entry ${entry.index}: its conditional URL resolves to the resource entry ${other} also acts on`,
+          { expression: [`Bundle.entry[${entry.index}].request.url`] },
+        );
+      }
+      acted.set(target, entry.index);
+    }
   }
 
   /**

@@ -482,6 +482,38 @@ describe('conditional interactions in Bundles', () => {
     expect(await count('resource_history')).toBe(versions);
   });
 
+  it('transaction: conditional entries resolving to one resource overlap: 409, nothing written', async () => {
+    const value = mrn();
+    const id = await createPatient(value, { gender: 'male' });
+    const versions = await count('resource_history');
+    // Two criteria, one resource (R4 http.html#trules: resolved identities count as overlapping).
+    const byTwo = await failure(
+      transaction([
+        {
+          resource: patient(value, { gender: 'female' }),
+          request: { method: 'PUT', url: `Patient?identifier=${SYS}|${value}` },
+        },
+        { request: { method: 'DELETE', url: `Patient?_id=${id}` } },
+      ]),
+    );
+    expect(byTwo.status).toBe(409);
+    expect(byTwo.outcome.issue[0]?.expression).toEqual(['Bundle.entry[1].request.url']);
+    expectNoPhi(byTwo, value);
+    // A conditional update and a literal one on the same resource.
+    const withLiteral = await failure(
+      transaction([
+        { resource: { ...patient(value), id }, request: { method: 'PUT', url: `Patient/${id}` } },
+        {
+          resource: patient(value, { gender: 'other' }),
+          request: { method: 'PUT', url: `Patient?identifier=${SYS}|${value}` },
+        },
+      ]),
+    );
+    expect(withLiteral.status).toBe(409);
+    expect(await count('resource_history')).toBe(versions);
+    expect(body(await send('GET', `Patient/${id}`)).gender).toBe('male');
+  });
+
   it('batch: each conditional entry succeeds or fails on its own', async () => {
     const value = mrn();
     const twice = mrn();
