@@ -740,6 +740,33 @@ describe('system-level search with _type (R4 search.html#searchtype)', () => {
     expect(namesOf(await system(next.search.slice(1)), 'match')).toEqual(['ann']);
   });
 
+  it('includes per source type and revincludes across types', async () => {
+    const tag = 'urn:tags|vip';
+    const withIncludes = await system(
+      `_type=Patient,Organization&_tag=${tag}&_include=Patient:organization&_revinclude=Observation:subject`,
+    );
+    expect(namesOf(withIncludes, 'match')).toEqual(['taggedOrg', 'ann']);
+    const included = namesOf(withIncludes, 'include');
+    // ann's managing organization (the tagged Organization has none), and ann's observations.
+    expect(included).toContain('beta');
+    const annObservations = (await search('Observation', `subject=Patient/${ids.ann}`)).names;
+    expect(annObservations.length).toBeGreaterThan(0);
+    expect(included.filter((n) => n !== 'beta').sort()).toEqual([...annObservations].sort());
+    const self = new URL(withIncludes.link.find((l: any) => l.relation === 'self').url);
+    expect(self.searchParams.getAll('_include')).toEqual(['Patient:organization']);
+    // The include survives paging.
+    const first = await system(
+      `_type=Patient,Organization&_tag=${tag}&_count=1&_include=Patient:organization`,
+    );
+    const next = new URL(first.link.find((l: any) => l.relation === 'next').url);
+    const second = await system(next.search.slice(1));
+    expect([namesOf(second, 'match'), namesOf(second, 'include')]).toEqual([['ann'], ['beta']]);
+    // An _include whose source type is not searched is a mistake.
+    await expect(system(`_type=Patient,Organization&_include=Observation:subject`)).rejects.toMatchObject({
+      status: 400,
+    });
+  });
+
   it('refuses what cannot be answered exactly across types', async () => {
     await expect(system('_tag=x')).rejects.toMatchObject({ status: 400 });
     await expect(system('_type=Patient,Nonsense')).rejects.toMatchObject({ status: 400 });

@@ -168,14 +168,7 @@ export function planSearch(
     }
     for (const raw of values) {
       if (code === '_include' || code === '_revinclude') {
-        if (modifier !== undefined && modifier !== 'iterate') {
-          throw new FhirError('bad-request', `${code} allows only the :iterate modifier`, {
-            expression: [key],
-          });
-        }
-        plan[code === '_include' ? 'include' : 'revinclude'].push(
-          parseInclude(key, raw, modifier === 'iterate'),
-        );
+        plan[code === '_include' ? 'include' : 'revinclude'].push(includeOf(key, code, modifier, raw));
       } else if (code === '_sort') {
         if (modifier !== undefined || plan.sort.length > 0)
           throw new FhirError('bad-request', '_sort takes no modifier and appears once', {
@@ -228,11 +221,48 @@ export function planSearch(
       expression: ['_include'],
     });
   }
-  if (plan.revinclude.some((r) => r.source === '*'))
+  refuseRevincludeAll(plan.revinclude);
+  return plan;
+}
+
+/**
+ * The _include and _revinclude of a query alone, with their echo: a system search parses them once for
+ * all its types (an include applies to the page's resources of its source type, R4 search.html#include).
+ */
+export function planIncludes(
+  query: Record<string, string[]>,
+): Pick<SearchPlan, 'include' | 'revinclude' | 'echo'> {
+  const out: Pick<SearchPlan, 'include' | 'revinclude' | 'echo'> = {
+    include: [],
+    revinclude: [],
+    echo: new URLSearchParams(),
+  };
+  for (const [key, values] of Object.entries(query)) {
+    const [code, modifier] = splitKey(key);
+    if (code !== '_include' && code !== '_revinclude') continue;
+    for (const raw of values) {
+      out[code === '_include' ? 'include' : 'revinclude'].push(includeOf(key, code, modifier, raw));
+      out.echo.append(key, raw);
+    }
+  }
+  refuseRevincludeAll(out.revinclude);
+  return out;
+}
+
+function includeOf(key: string, code: string, modifier: string | undefined, raw: string): IncludeSpec {
+  if (modifier !== undefined && modifier !== 'iterate') {
+    throw new FhirError('bad-request', `${code} allows only the :iterate modifier`, {
+      expression: [key],
+    });
+  }
+  return parseInclude(key, raw, modifier === 'iterate');
+}
+
+function refuseRevincludeAll(revinclude: IncludeSpec[]): void {
+  if (revinclude.some((r) => r.source === '*'))
     throw new FhirError('too-costly', '_revinclude=* is not supported: name the source type', {
       expression: ['_revinclude'],
     });
-  return plan;
 }
 
 function addParameter(

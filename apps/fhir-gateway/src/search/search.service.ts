@@ -10,7 +10,14 @@ import { matchesAll, type Criterion } from './search-criteria.js';
 import { codings, stringParts } from './search-values.js';
 import type { SearchIndex } from './search-index.js';
 import { indexedParams, paramByUrl, type IndexedParam } from './search-params.js';
-import { planSearch, splitValues, type IncludeSpec, type SearchPlan, type SortKey } from './search-query.js';
+import {
+  planIncludes,
+  planSearch,
+  splitValues,
+  type IncludeSpec,
+  type SearchPlan,
+  type SortKey,
+} from './search-query.js';
 import { parseDateRange } from '../fhir/fhir-date.js';
 
 /** How many candidates one request may re-check before it returns what it has with a next link. */
@@ -81,10 +88,22 @@ export class SearchService {
     if (plan.total === 'accurate') bundle.total = total ?? (prep.empty ? 0 : await this.count(prep, repo));
     bundle.link!.push(...links);
     bundle.entry = page.map((r): BundleEntry => this.entry(r, 'match'));
-    const { included, truncated } = await this.includes(ctx, plan, page, repo);
-    bundle.entry.push(...included.map((r) => this.entry(r, 'include')));
+    await this.addIncludes(ctx, plan, page, repo, bundle);
+    return bundle;
+  }
+
+  /** The page's _include and _revinclude entries, and a warning entry when they were cut short. */
+  private async addIncludes(
+    ctx: RequestContext,
+    specs: Pick<SearchPlan, 'include' | 'revinclude'>,
+    page: AnyResource[],
+    repo: ResourceRepository,
+    bundle: Bundle,
+  ): Promise<void> {
+    const { included, truncated } = await this.includes(ctx, specs, page, repo);
+    bundle.entry!.push(...included.map((r) => this.entry(r, 'include')));
     if (truncated) {
-      bundle.entry.push({
+      bundle.entry!.push({
         resource: {
           resourceType: 'OperationOutcome',
           issue: [
@@ -98,14 +117,14 @@ export class SearchService {
         search: { mode: 'outcome' },
       });
     }
-    return bundle;
   }
 
   /**
    * System-level search over the types `_type` names (R4 search.html#searchtype, http.html#search): the
    * same criteria on each type, results in (type, id) order, cursor "Type/id". Every parameter must be one
    * all the types define (as Prefer: handling=strict): ignoring it for one type would widen that type's
-   * results. _sort, _include and _revinclude across types are refused with a 501.
+   * results. _include names one of the types (or *) and applies to the page's resources of that type;
+   * _revinclude to those its parameter can point at. _sort across types is refused with a 501.
    */
   async searchSystem(
     ctx: RequestContext,
@@ -117,15 +136,26 @@ export class SearchService {
       throw new FhirError('bad-request', 'a system-level search needs _type', { expression: ['_type'] });
     if (types.some((t) => !/^[A-Z][A-Za-z]+$/.test(t) || indexedParams(t).size === 0))
       throw new FhirError('bad-request', '_type names an unknown resource type', { expression: ['_type'] });
-    for (const k of ['_sort', '_include', '_revinclude'])
-      if (Object.keys(query).some((key) => key.split(':')[0] === k))
-        throw new FhirError('not-implemented', `${k} across types is not supported`, { expression: [k] });
-    const rest = Object.fromEntries(Object.entries(query).filter(([k]) => k !== '_type' && k !== '_cursor'));
+    if (Object.keys(query).some((key) => key.split(':')[0] === '_sort'))
+      throw new FhirError('not-implemented', `_sort across types is not supported`, {
+        expression: ['_sort'],
+      });
+    const includes = planIncludes(query);
+    if (includes.include.some((i) => !i.iterate && i.source !== '*' && !types.includes(i.source)))
+      throw new FhirError('bad-request', `_include must name one of the searched types`, {
+        expression: ['_include'],
+      });
+    const rest = Object.fromEntries(
+      Object.entries(query).filter(
+        ([k]) => !['_type', '_cursor', '_include', '_revinclude'].includes(k.split(':')[0]!),
+      ),
+    );
     for (const t of types) ctx.scopes.assertAllows(t, 's');
     const plans = types.map((t) => planSearch(t, rest, true));
     await this.index.ready();
     const first = plans[0]!;
     const echo = new URLSearchParams(first.echo);
+    for (const [k, v] of includes.echo) echo.append(k, v);
     echo.append('_type', types.join(','));
     const cursorText = query._cursor?.[0];
     const cursor =
@@ -173,6 +203,7 @@ export class SearchService {
     const next = found.length > first.count && last ? `${last.resourceType}/${last.id}` : stoppedAt;
     if (next !== undefined) bundle.link!.push({ relation: 'next', url: this.systemUrl(echo, next) });
     bundle.entry = page.map((r) => this.entry(r, 'match'));
+    await this.addIncludes(ctx, includes, page, repo, bundle);
     return bundle;
   }
 
@@ -531,7 +562,7 @@ export class SearchService {
    */
   private async includes(
     ctx: RequestContext,
-    plan: SearchPlan,
+    plan: Pick<SearchPlan, 'include' | 'revinclude'>,
     page: AnyResource[],
     repo: ResourceRepository,
   ): Promise<{ included: AnyResource[]; truncated: boolean }> {
