@@ -84,7 +84,14 @@ export class SearchService {
       return bundle;
     }
     const { page, links, total } =
-      plan.sort.length > 0 ? await this.sortedPage(prep, repo, base) : await this.idPage(prep, repo, base);
+      plan.sort.length > 0
+        ? await this.sortedPage([prep], repo, {
+            count: plan.count,
+            cursor: plan.cursor,
+            bind: `${plan.resourceType}?${plan.echo.toString()}`,
+            link: (c) => this.url(base, plan.echo, c),
+          })
+        : await this.idPage(prep, repo, base);
     if (plan.total === 'accurate') bundle.total = total ?? (prep.empty ? 0 : await this.count(prep, repo));
     bundle.link!.push(...links);
     bundle.entry = page.map((r): BundleEntry => this.entry(r, 'match'));
@@ -124,7 +131,8 @@ export class SearchService {
    * same criteria on each type, results in (type, id) order, cursor "Type/id". Every parameter must be one
    * all the types define (as Prefer: handling=strict): ignoring it for one type would widen that type's
    * results. _include names one of the types (or *) and applies to the page's resources of that type;
-   * _revinclude to those its parameter can point at. _sort across types is refused with a 501.
+   * _revinclude to those its parameter can point at. _sort takes parameters every type defines, each type
+   * reading them through its own definition; ties go by (type, id).
    */
   async searchSystem(
     ctx: RequestContext,
@@ -136,10 +144,6 @@ export class SearchService {
       throw new FhirError('bad-request', 'a system-level search needs _type', { expression: ['_type'] });
     if (types.some((t) => !/^[A-Z][A-Za-z]+$/.test(t) || indexedParams(t).size === 0))
       throw new FhirError('bad-request', '_type names an unknown resource type', { expression: ['_type'] });
-    if (Object.keys(query).some((key) => key.split(':')[0] === '_sort'))
-      throw new FhirError('not-implemented', `_sort across types is not supported`, {
-        expression: ['_sort'],
-      });
     const includes = planIncludes(query);
     if (includes.include.some((i) => !i.iterate && i.source !== '*' && !types.includes(i.source)))
       throw new FhirError('bad-request', `_include must name one of the searched types`, {
@@ -157,10 +161,13 @@ export class SearchService {
     const echo = new URLSearchParams(first.echo);
     for (const [k, v] of includes.echo) echo.append(k, v);
     echo.append('_type', types.join(','));
+    const sorted = first.sort.length > 0;
     const cursorText = query._cursor?.[0];
     const cursor =
-      cursorText === undefined ? undefined : /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/.exec(cursorText);
-    if (cursorText !== undefined && (!cursor || !types.includes(cursor[1]!)))
+      cursorText === undefined || sorted
+        ? undefined
+        : /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/.exec(cursorText);
+    if (cursorText !== undefined && !sorted && (!cursor || !types.includes(cursor[1]!)))
       throw new FhirError('bad-request', '_cursor is not valid for this search', { expression: ['_cursor'] });
     const bundle: Bundle = {
       resourceType: 'Bundle',
@@ -176,6 +183,19 @@ export class SearchService {
       }
       if (total !== undefined) bundle.total = total;
       if (first.summaryCount) return bundle;
+    }
+    if (sorted) {
+      // All matches of all types, ordered by the sort keys, then by (type, id); sealed cursors as for a type.
+      const { page, links } = await this.sortedPage(preps, repo, {
+        count: first.count,
+        cursor: cursorText,
+        bind: `system?${echo.toString()}`,
+        link: (c) => this.systemUrl(echo, c),
+      });
+      bundle.link!.push(...links);
+      bundle.entry = page.map((r) => this.entry(r, 'match'));
+      await this.addIncludes(ctx, includes, page, repo, bundle);
+      return bundle;
     }
     const found: AnyResource[] = [];
     let stoppedAt: string | undefined;
@@ -498,52 +518,70 @@ export class SearchService {
    * Missing values sort last in either direction.
    */
   private async sortedPage(
-    prep: Prepared,
+    preps: Prepared[],
     repo: ResourceRepository,
-    base: string,
+    opts: {
+      count: number;
+      cursor: string | undefined;
+      /** What the sealed cursor is bound to: the search it came from. */
+      bind: string;
+      link: (cursor: string) => string;
+    },
   ): Promise<{ page: AnyResource[]; links: BundleLink[]; total: number }> {
-    const { plan } = prep;
-    const rows: { key: SortValue[]; r: AnyResource }[] = [];
-    for await (const r of this.scan(prep, repo, {})) {
-      if (rows.length === MAX_SORT) {
-        throw new FhirError('too-costly', `_sort orders at most ${MAX_SORT} matches; narrow the search`, {
-          expression: ['_sort'],
-        });
+    type Row = { key: SortValue[]; r: AnyResource };
+    const sort = preps[0]!.plan.sort;
+    const rows: Row[] = [];
+    for (const prep of preps) {
+      for await (const r of this.scan(prep, repo, {})) {
+        if (rows.length === MAX_SORT) {
+          throw new FhirError('too-costly', `_sort orders at most ${MAX_SORT} matches; narrow the search`, {
+            expression: ['_sort'],
+          });
+        }
+        // Each type reads the sort parameter through its own definition of it (system search).
+        rows.push({ key: sortKey(prep.plan.sort, r), r });
       }
-      rows.push({ key: sortKey(plan.sort, r), r });
     }
-    const cmp = (a: { key: SortValue[]; r: AnyResource }, b: { key: SortValue[]; r: AnyResource }) =>
-      compareKeys(plan.sort, a.key, b.key) || (a.r.id! < b.r.id! ? -1 : a.r.id! > b.r.id! ? 1 : 0);
+    const byIdentity = (a: AnyResource, b: AnyResource) =>
+      a.resourceType < b.resourceType
+        ? -1
+        : a.resourceType > b.resourceType
+          ? 1
+          : a.id! < b.id!
+            ? -1
+            : a.id! > b.id!
+              ? 1
+              : 0;
+    const cmp = (a: Row, b: Row) => compareKeys(sort, a.key, b.key) || byIdentity(a.r, b.r);
     rows.sort(cmp);
-    const bind = `${plan.resourceType}?${plan.echo.toString()}`;
     let start = 0;
-    let end = Math.min(plan.count, rows.length);
-    if (plan.cursor !== undefined) {
-      const c = this.index.openCursor(plan.cursor, bind) as
-        { d: 'a' | 'b'; k: SortValue[]; id: string } | undefined;
+    let end = Math.min(opts.count, rows.length);
+    if (opts.cursor !== undefined) {
+      const c = this.index.openCursor(opts.cursor, opts.bind) as
+        { d: 'a' | 'b'; k: SortValue[]; t?: string; id: string } | undefined;
       if (!c || !Array.isArray(c.k))
         throw new FhirError('bad-request', '_cursor is not valid for this search', {
           expression: ['_cursor'],
         });
-      const pivot = { key: c.k, r: { resourceType: plan.resourceType, id: c.id } as AnyResource };
+      const type = c.t ?? preps[0]!.plan.resourceType;
+      const pivot = { key: c.k, r: { resourceType: type, id: c.id } as AnyResource };
       if (c.d === 'a') {
         start = rows.findIndex((row) => cmp(row, pivot) > 0);
         if (start < 0) start = rows.length;
-        end = Math.min(start + plan.count, rows.length);
+        end = Math.min(start + opts.count, rows.length);
       } else {
         end = rows.findIndex((row) => cmp(row, pivot) >= 0);
         if (end < 0) end = rows.length;
-        start = Math.max(0, end - plan.count);
+        start = Math.max(0, end - opts.count);
       }
     }
     const page = rows.slice(start, end);
     const links: BundleLink[] = [];
-    const seal = (d: 'a' | 'b', row: { key: SortValue[]; r: AnyResource }) =>
-      this.index.sealCursor({ d, k: row.key, id: row.r.id }, bind);
-    if (start > 0 && page[0])
-      links.push({ relation: 'previous', url: this.url(base, plan.echo, seal('b', page[0])) });
+    const seal = (d: 'a' | 'b', row: Row) =>
+      this.index.sealCursor({ d, k: row.key, t: row.r.resourceType, id: row.r.id }, opts.bind);
+    if (start > 0 && page[0]) links.push({ relation: 'previous', url: opts.link(seal('b', page[0])) });
     if (end < rows.length && page.length > 0)
-      links.push({ relation: 'next', url: this.url(base, plan.echo, seal('a', page[page.length - 1]!)) });
+      links.push({ relation: 'next', url: opts.link(seal('a', page[page.length - 1]!)) });
     return { page: page.map((row) => row.r), links, total: rows.length };
   }
 
