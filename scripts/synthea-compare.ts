@@ -91,14 +91,25 @@ async function openDatabase(): Promise<{ db: Database; label: string; close: () 
     };
   }
   const dataDir = mkdtempSync(join(tmpdir(), 'synthea-compare-'));
-  const db = await PgliteDatabase.open(join(dataDir, 'pglite'));
-  await migrate(db, migrations);
+  let db: PgliteDatabase | undefined;
+  try {
+    db = await PgliteDatabase.open(join(dataDir, 'pglite'));
+    await migrate(db, migrations);
+  } catch (e) {
+    await db?.close().catch(() => undefined);
+    rmSync(dataDir, { recursive: true, force: true });
+    throw e;
+  }
+  const opened = db;
   return {
-    db,
+    db: opened,
     label: `PGlite (${dataDir})`,
     close: async () => {
-      await db.close();
-      rmSync(dataDir, { recursive: true, force: true });
+      try {
+        await opened.close();
+      } finally {
+        rmSync(dataDir, { recursive: true, force: true });
+      }
     },
   };
 }

@@ -6,13 +6,24 @@
 import pg from 'pg';
 import type { Sql } from '../../apps/fhir-gateway/src/database/database.js';
 import { generatePatients } from '../support/patient-generator.js';
-import { startTestGateway } from '../support/gateway.js';
+import { startTestGateway, type RunningGateway } from '../support/gateway.js';
 import { startBaseline } from './baseline-server.js';
 
 const PRELOAD = Number(process.env.BENCH_PRELOAD ?? 1000);
 
+let running: RunningGateway | undefined;
+// Closing the gateway removes its throwaway data dir, and so does exiting (startTestGateway). Until the
+// server is ready a signal closes what is running and exits, instead of dying without exit hooks.
+let stop = async (): Promise<void> => {
+  await running?.close().catch(() => undefined);
+  process.exit(1);
+};
+process.once('SIGTERM', () => void stop());
+process.once('SIGINT', () => void stop());
+
 async function main(): Promise<void> {
   const gw = await startTestGateway({ LOG_LEVEL: 'silent' });
+  running = gw;
   const token = await gw.token('system/*.cruds');
   const db = gw.gateway.storage.db;
 
@@ -77,17 +88,16 @@ async function main(): Promise<void> {
   process.stdout.write(
     `${JSON.stringify({ ready: true, fhirUrl: gw.fhirUrl, baselineUrl: baseline.url, token, ids, identifiers, database: gw.databaseUrl ? 'postgres' : 'pglite' })}\n`,
   );
-  const stop = async () => {
+  stop = async () => {
     await baseline.app.close();
     await pool?.end();
     await gw.close();
     process.exit(0);
   };
-  process.once('SIGTERM', () => void stop());
-  process.once('SIGINT', () => void stop());
 }
 
-main().catch((err: unknown) => {
+main().catch(async (err: unknown) => {
   process.stderr.write(`bench server failed: ${(err as Error).stack ?? String(err)}\n`);
+  await running?.close().catch(() => undefined);
   process.exit(1);
 });

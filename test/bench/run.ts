@@ -3,6 +3,7 @@
  * Postgres server. Bounded: each measurement runs for BENCH_SECONDS (default 5) on 127.0.0.1 only.
  *   BENCH_DBS=pglite,postgres   which databases (default both)
  *   BENCH_DATABASE_URL           a Postgres server to use; else a throwaway one is started on 127.0.0.1
+ *                                (the gateway suite's is stopped and its data directory removed at the end)
  *   BENCH_ROUNDS                 alternating rounds per scenario, medians reported (default 3)
  *   BENCH_SUITES=gateway,search  which suites (default both; or name them: `npm run bench -- search`)
  *   BENCH_SEARCH_SCALE           resources of the search suite (default 100000; Postgres only)
@@ -13,7 +14,7 @@
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { generatePatients } from '../support/patient-generator.js';
 import { compare, formatTable, type Comparison } from './harness.js';
@@ -41,6 +42,46 @@ const suites = (
 ).map((s) => s.trim());
 const searchScale = Number(process.env.BENCH_SEARCH_SCALE ?? 100_000);
 
+/**
+ * Postgres servers this run started (BENCH_DATABASE_URL unset), by data directory: stopped when their suite
+ * ends, also when it fails or the run is interrupted; a throwaway one's data directory (~1 GB after a run)
+ * is removed too, a kept one (the search suite's BENCH_PG_DIR) is not.
+ */
+const startedPostgres = new Map<string, { keep: boolean }>();
+
+function startPostgres(dir: string, port: string, options: { keep: boolean }): string {
+  startedPostgres.set(dir, options);
+  return execFileSync('bash', ['scripts/postgres-local.sh', 'start', dir, port], { encoding: 'utf8' }).trim();
+}
+
+function stopPostgres(dir: string): void {
+  const started = startedPostgres.get(dir);
+  if (!started) return;
+  startedPostgres.delete(dir);
+  try {
+    execFileSync('bash', ['scripts/postgres-local.sh', 'stop', dir], { stdio: 'inherit' });
+  } catch (err) {
+    process.stderr.write(`bench: could not stop the Postgres server in ${dir}: ${(err as Error).message}\n`);
+  } finally {
+    if (!started.keep) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Server child processes still running: if the run is interrupted they are told to stop (and clean up). */
+const children = new Set<ChildProcess>();
+
+function track(child: ChildProcess): void {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+}
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const)
+  process.once(signal, () => {
+    for (const child of children) child.kill('SIGTERM');
+    for (const dir of [...startedPostgres.keys()]) stopPostgres(dir);
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  });
+
 async function startServer(env: Record<string, string>): Promise<{ child: ChildProcess; info: ServerInfo }> {
   const child = spawn(
     process.execPath,
@@ -50,6 +91,7 @@ async function startServer(env: Record<string, string>): Promise<{ child: ChildP
       stdio: ['ignore', 'pipe', 'inherit'],
     },
   );
+  track(child);
   const lines = createInterface({ input: child.stdout });
   const info = await new Promise<ServerInfo>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`bench server exited with ${code}`)));
@@ -70,35 +112,37 @@ async function main(): Promise<void> {
 async function gatewaySuite(): Promise<void> {
   const results: Comparison[] = [];
   let pgDir: string | undefined;
-  for (const db of dbs) {
-    const env: Record<string, string> = {};
-    if (db === 'postgres') {
-      let url = process.env.BENCH_DATABASE_URL;
-      if (!url) {
-        pgDir = `/tmp/fhirgw-bench-pg-${randomUUID().slice(0, 8)}`;
-        url = execFileSync('bash', ['scripts/postgres-local.sh', 'start', pgDir, '54349'], {
-          encoding: 'utf8',
-        }).trim();
+  try {
+    for (const db of dbs) {
+      const env: Record<string, string> = {};
+      if (db === 'postgres') {
+        let url = process.env.BENCH_DATABASE_URL;
+        if (!url) {
+          pgDir = `/tmp/fhirgw-bench-pg-${randomUUID().slice(0, 8)}`;
+          url = startPostgres(pgDir, '54349', { keep: false });
+        }
+        env.TEST_DATABASE_URL = url;
+      } else {
+        env.TEST_DATABASE_URL = '';
       }
-      env.TEST_DATABASE_URL = url;
-    } else {
-      env.TEST_DATABASE_URL = '';
-    }
-    process.stderr.write(`bench: starting ${db} server...\n`);
-    const { child, info } = await startServer(env);
-    try {
-      for (const s of gatewayScenarios(info, generatePatients(200, 5))) {
-        process.stderr.write(`bench: ${db} ${s.name}\n`);
-        results.push(
-          await compare(s.name, db, s.full, s.baseline, { durationSeconds: seconds, connections, rounds }),
-        );
+      process.stderr.write(`bench: starting ${db} server...\n`);
+      const { child, info } = await startServer(env);
+      try {
+        for (const s of gatewayScenarios(info, generatePatients(200, 5))) {
+          process.stderr.write(`bench: ${db} ${s.name}\n`);
+          results.push(
+            await compare(s.name, db, s.full, s.baseline, { durationSeconds: seconds, connections, rounds }),
+          );
+        }
+      } finally {
+        child.kill('SIGTERM');
+        await new Promise((r) => child.once('exit', r));
       }
-    } finally {
-      child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
     }
+  } finally {
+    // Throwaway: stopped and its data directory removed, also when a scenario failed.
+    if (pgDir) stopPostgres(pgDir);
   }
-  if (pgDir) execFileSync('bash', ['scripts/postgres-local.sh', 'stop', pgDir], { stdio: 'inherit' });
   const table = formatTable(results);
   process.stdout.write(
     `\n${table}\n\nratio = full-path req/s / baseline req/s (medians of ${rounds} alternating ${seconds}s rounds, ${connections} connections)\n`,
@@ -115,17 +159,16 @@ async function searchSuite(): Promise<void> {
   let url = process.env.BENCH_DATABASE_URL;
   let pgDir: string | undefined;
   if (!url) {
+    // Kept between runs so that the loaded database is reused: stopped at the end, never removed.
     pgDir = process.env.BENCH_PG_DIR ?? '/tmp/fhirgw-bench-pg-search';
-    url = execFileSync('bash', ['scripts/postgres-local.sh', 'start', pgDir, '54348'], {
-      encoding: 'utf8',
-    }).trim();
+    url = startPostgres(pgDir, '54348', { keep: true });
   }
   process.stderr.write(`bench: starting search server (${searchScale} resources)...\n`);
   try {
-    const { child, info } = await startSearchServer({
-      BENCH_SEARCH_SERVER: url,
-      BENCH_SEARCH_SCALE: String(searchScale),
-    });
+    const { child, info } = await startSearchServer(
+      { BENCH_SEARCH_SERVER: url, BENCH_SEARCH_SCALE: String(searchScale) },
+      track,
+    );
     try {
       const result = await runSearchSuite(info, searchScale, {
         durationSeconds: seconds,
@@ -143,7 +186,7 @@ async function searchSuite(): Promise<void> {
       await new Promise((r) => child.once('exit', r));
     }
   } finally {
-    if (pgDir) execFileSync('bash', ['scripts/postgres-local.sh', 'stop', pgDir], { stdio: 'inherit' });
+    if (pgDir) stopPostgres(pgDir);
   }
 }
 

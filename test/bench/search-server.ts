@@ -16,7 +16,7 @@
  *   BENCH_LOAD_BUNDLE      entries per transaction Bundle (default 200)
  */
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -238,6 +238,11 @@ async function indexSizes(sql: Sql): Promise<Record<string, number | string>> {
   };
 }
 
+/** Until the server is ready a signal just exits (running the exit hooks); then it closes everything. */
+let stop = async (): Promise<void> => process.exit(1);
+process.once('SIGTERM', () => void stop());
+process.once('SIGINT', () => void stop());
+
 async function main(): Promise<void> {
   const server = process.env.BENCH_SEARCH_SERVER;
   if (!server) throw new Error('BENCH_SEARCH_SERVER is required');
@@ -246,10 +251,14 @@ async function main(): Promise<void> {
     `search bench: database ${db.name} (${db.loaded ? 'kept from an earlier run' : 'loading'})\n`,
   );
   const port = await freePort();
+  // A throwaway DATA_DIR (the database is on the server, the KEK in FHIRGW_KEK): removed when this process
+  // exits, after a clean stop, a failure, or a signal while still loading (see `stop`).
+  const dataDir = mkdtempSync(join(tmpdir(), 'gw-bench-search-'));
+  process.once('exit', () => rmSync(dataDir, { recursive: true, force: true }));
   const config = loadConfig({
     HOST: '127.0.0.1',
     PORT: String(port),
-    DATA_DIR: mkdtempSync(join(tmpdir(), 'gw-bench-search-')),
+    DATA_DIR: dataDir,
     LOG_LEVEL: 'silent',
     DATABASE_URL: db.url,
     FHIRGW_KEK: BENCH_KEK,
@@ -328,14 +337,12 @@ async function main(): Promise<void> {
       indexSizes: await indexSizes(plain),
     })}\n`,
   );
-  const stop = async () => {
+  stop = async () => {
     await baseline.app.close();
     await pool.end();
     await gateway.close();
     process.exit(0);
   };
-  process.once('SIGTERM', () => void stop());
-  process.once('SIGINT', () => void stop());
 }
 
 main().catch((err: unknown) => {

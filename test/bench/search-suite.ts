@@ -80,12 +80,14 @@ export interface SearchSuiteResult {
 
 export async function startSearchServer(
   env: Record<string, string>,
+  onSpawn?: (child: ChildProcess) => void,
 ): Promise<{ child: ChildProcess; info: SearchServerInfo }> {
   const child = spawn(
     process.execPath,
     ['--conditions=source', '--import', 'tsx', 'test/bench/search-server.ts'],
     { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] },
   );
+  onSpawn?.(child);
   const lines = createInterface({ input: child.stdout });
   const info = await new Promise<SearchServerInfo>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`search bench server exited with ${code}`)));

@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import type { DestinationStream } from 'pino';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,7 +24,9 @@ export interface RunningGateway {
 
 /**
  * The whole gateway, listening on 127.0.0.1 with the real SMART auth module: on a fresh PGlite data dir by
- * default, on a fresh database of TEST_DATABASE_URL when that is set.
+ * default, on a fresh database of TEST_DATABASE_URL when that is set. close() stops it, drops the fresh
+ * database and removes the temporary data dir (keyring, dev client key, PGlite files); a process that
+ * exits without close() (a bench server stopped early) still removes the dir.
  */
 export async function startTestGateway(
   env: Record<string, string> = {},
@@ -33,24 +35,43 @@ export async function startTestGateway(
   const port = await freePort();
   const server = testServerUrl();
   const fresh = server ? await createFreshDatabase(server) : undefined;
+  const dataDir = mkdtempSync(join(tmpdir(), 'gw-e2e-'));
+  const removeDataDir = () => rmSync(dataDir, { recursive: true, force: true });
+  process.once('exit', removeDataDir);
+  const cleanUp = async (gateway?: Gateway) => {
+    try {
+      await gateway?.close();
+      await fresh?.drop();
+    } finally {
+      process.removeListener('exit', removeDataDir);
+      removeDataDir();
+    }
+  };
   const config = loadConfig({
     HOST: '127.0.0.1',
     PORT: String(port),
-    DATA_DIR: mkdtempSync(join(tmpdir(), 'gw-e2e-')),
+    DATA_DIR: dataDir,
     LOG_LEVEL: 'silent',
     ...(fresh ? { DATABASE_URL: fresh.url } : {}),
     ...env,
   });
-  const gateway = await createGateway(config, () => AuthModule, options);
-  await gateway.app.listen({ host: '127.0.0.1', port });
+  let gateway: Gateway | undefined;
+  try {
+    gateway = await createGateway(config, () => AuthModule, options);
+    await gateway.app.listen({ host: '127.0.0.1', port });
+  } catch (e) {
+    await cleanUp(gateway).catch(() => undefined);
+    throw e;
+  }
+  const started = gateway;
   return {
-    gateway,
+    gateway: started,
     baseUrl: config.baseUrl,
     fhirUrl: `${config.baseUrl}/fhir`,
     databaseUrl: fresh?.url,
     token: async (scopes = 'system/*.cruds') => {
       const client = await makeTestClient();
-      await new ClientRepository(gateway.storage.db).insert({
+      await new ClientRepository(started.storage.db).insert({
         id: client.clientId,
         name: 'e2e test client',
         jwks: client.publicJwks as PublicJwks,
@@ -58,9 +79,6 @@ export async function startTestGateway(
       });
       return requestToken(config.baseUrl, client, scopes);
     },
-    close: async () => {
-      await gateway.close();
-      await fresh?.drop();
-    },
+    close: () => cleanUp(started),
   };
 }

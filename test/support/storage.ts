@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalKeyringProvider } from '#crypto';
@@ -40,16 +40,36 @@ export async function openTestDatabase(): Promise<Database & { url?: string }> {
   });
 }
 
-/** Migrated storage with its own keyring on a database from openTestDatabase(). */
+/**
+ * Migrated storage with its own keyring on a database from openTestDatabase(). The keyring lives in a
+ * temporary directory that close() removes again (it is key material).
+ */
 export async function openTestStorage(): Promise<TestStorage> {
   const db = await openTestDatabase();
-  const keyring = LocalKeyringProvider.openOrCreate(
-    join(mkdtempSync(join(tmpdir(), 'gw-keys-')), 'keyring.json'),
-  );
-  const storage = createStorage(db, keyring);
+  const keyDir = mkdtempSync(join(tmpdir(), 'gw-keys-'));
+  const removeKeys = () => {
+    process.removeListener('exit', removeKeys);
+    rmSync(keyDir, { recursive: true, force: true });
+  };
+  // Also when the process ends without close() (a worker that exits early).
+  process.once('exit', removeKeys);
+  let storage: Storage;
+  try {
+    storage = createStorage(db, LocalKeyringProvider.openOrCreate(join(keyDir, 'keyring.json')));
+  } catch (e) {
+    removeKeys();
+    await db.close();
+    throw e;
+  }
   return {
     ...storage,
     databaseUrl: db.url,
-    close: () => db.close(),
+    close: async () => {
+      try {
+        await db.close();
+      } finally {
+        removeKeys();
+      }
+    },
   };
 }

@@ -1,7 +1,7 @@
-import { mkdtempSync, statSync, readFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import {
   CryptoError,
   DataKeyService,
@@ -12,7 +12,15 @@ import {
   encryptRecord,
 } from './index.js';
 
-const tmp = () => mkdtempSync(join(tmpdir(), 'crypto-spec-'));
+const tmpDirs: string[] = [];
+const tmp = () => {
+  const dir = mkdtempSync(join(tmpdir(), 'crypto-spec-'));
+  tmpDirs.push(dir);
+  return dir;
+};
+afterAll(() => {
+  for (const dir of tmpDirs) rmSync(dir, { recursive: true, force: true });
+});
 
 describe('LocalKeyringProvider', () => {
   it('creates the keyring with 0600 permissions and reopens it', async () => {

@@ -4,7 +4,7 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -43,9 +43,10 @@ let app: NestFastifyApplication;
 let rsa: TestClientKey;
 let ec: TestClientKey;
 let tokenUrl: string;
+let dir: string | undefined;
 
 beforeAll(async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'auth-http-'));
+  dir = mkdtempSync(join(tmpdir(), 'auth-http-'));
   config = loadConfig({ DATA_DIR: dir, LOG_LEVEL: 'silent', PORT: String(await freePort()) });
   tokenUrl = `${config.baseUrl}/auth/token`;
   db = await freshDatabase();
@@ -100,8 +101,12 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await app?.close();
-  await db?.close();
+  try {
+    await app?.close();
+    await db?.close();
+  } finally {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 async function postToken(body: Record<string, string>, contentType = 'application/x-www-form-urlencoded') {

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Database } from '../database/database.js';
 import { freshDatabase } from './auth.fixtures.js';
 import { ClientRepository } from './client.repository.js';
@@ -21,6 +21,7 @@ beforeEach(async () => {
   dataDir = mkdtempSync(join(tmpdir(), 'dev-client-'));
   await db.exec('DELETE FROM auth_client');
 });
+afterEach(() => rmSync(dataDir, { recursive: true, force: true }));
 
 describe('ensureDevClient', () => {
   it('creates the key file (0600) and registers the client with system/*.cruds', async () => {

@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -94,9 +94,13 @@ describe('clients CLI commands', () => {
 describe('loadJwks', () => {
   it('reads a file, a URL or inline JSON', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'jwks-'));
-    writeFileSync(join(dir, 'jwks.json'), jwks);
-    for (const source of [join(dir, 'jwks.json'), 'https://ehr.example.org/jwks.json', jwks]) {
-      expect((await loadJwks(source, deps.fetchFn!)).keys[0]!.kid).toBe('k1');
+    try {
+      writeFileSync(join(dir, 'jwks.json'), jwks);
+      for (const source of [join(dir, 'jwks.json'), 'https://ehr.example.org/jwks.json', jwks]) {
+        expect((await loadJwks(source, deps.fetchFn!)).keys[0]!.kid).toBe('k1');
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
     await expect(loadJwks('https://ehr.example.org/missing', deps.fetchFn!)).rejects.toThrow(
       /could not fetch/,
