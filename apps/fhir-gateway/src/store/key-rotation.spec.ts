@@ -1,5 +1,4 @@
-import { readFileSync } from 'node:fs';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EnvKeyProvider, LocalKeyringProvider } from '#crypto';
@@ -13,13 +12,19 @@ import { createStorage } from './storage.factory.js';
 import { rewrapDataKeys } from './key-rotation.js';
 
 const dbs: PgliteDatabase[] = [];
-afterAll(async () => Promise.all(dbs.map((d) => d.close())));
+const dirs: string[] = [];
+afterAll(async () => {
+  await Promise.all(dbs.map((d) => d.close()));
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
 
 it('rotates the KEK, rewraps data keys, and reads with only the new KEK', async () => {
   const db = await PgliteDatabase.open();
   dbs.push(db);
   await migrate(db, migrations);
-  const path = join(mkdtempSync(join(tmpdir(), 'rot-')), 'keyring.json');
+  const dir = mkdtempSync(join(tmpdir(), 'rot-'));
+  dirs.push(dir);
+  const path = join(dir, 'keyring.json');
   const keyring = LocalKeyringProvider.openOrCreate(path);
   const engine = createFhirEngine(createStorage(db, keyring).store, 'http://x');
   const ctx = testContext();
