@@ -1,11 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { openTestStorage, type TestStorage } from '../../../../test/support/storage.js';
 import { testContext } from '../../../../test/support/test-context.js';
 import { createFhirEngine } from '../fhir/fhir-engine.factory.js';
 import type { FhirEngine } from '../fhir/fhir-engine.js';
 import { SearchIndex } from './search-index.js';
 import { SearchService } from './search.service.js';
-import { tokenToInt64 } from '../store/resource.repository.js';
+import { ResourceRepository, tokenToInt64 } from '../store/resource.repository.js';
 
 /**
  * Search semantics beyond the first increment (R4 search.html): number and quantity prefixes with implicit
@@ -657,6 +657,45 @@ describe('long token lists', () => {
       qs = new URL(next.url).search.slice(1);
     }
     expect(walked).toEqual([...made].sort());
+  });
+});
+
+describe('chains re-checked per candidate', () => {
+  it('finds the targets through the index and drops its false positives on the decrypted target', async () => {
+    // "lazarus" is indexed as its 6-letter prefix, which "Lazarux" shares: both are index candidates.
+    const lazarus = await create('lazarus', { resourceType: 'Patient', name: [{ family: 'Lazarus' }] });
+    const lazarux = await create('lazarux', { resourceType: 'Patient', name: [{ family: 'Lazarux' }] });
+    for (const [name, pid] of [
+      ['lzObs1', lazarus],
+      ['lzObs2', lazarus],
+      ['lxObs', lazarux],
+    ] as const) {
+      await create(name, {
+        resourceType: 'Observation',
+        status: 'final',
+        code: { text: 'lz' },
+        subject: { reference: `Patient/${pid}` },
+      });
+    }
+    const probe = vi.spyOn(ResourceRepository.prototype, 'searchCandidateIds');
+    try {
+      const { names, bundle } = await search('Observation', 'subject:Patient.family=lazarus&_total=accurate');
+      expect(names.sort()).toEqual(['lzObs1', 'lzObs2']);
+      expect(bundle.total).toBe(2);
+      expect(probe).toHaveBeenCalled();
+      expect(await set('Observation', 'subject:Patient.family=lazarux')).toEqual(['lxObs']);
+      expect(await set('Observation', 'subject:Patient.family=lazarus&_sort=_id')).toEqual([
+        'lzObs1',
+        'lzObs2',
+      ]);
+      // Two chains on the same reference, AND-ed: each re-checks the same decrypted patient.
+      expect(await set('Observation', 'subject:Patient.family=lazarus&subject.name=lazarus')).toEqual([
+        'lzObs1',
+        'lzObs2',
+      ]);
+    } finally {
+      probe.mockRestore();
+    }
   });
 });
 

@@ -194,35 +194,9 @@ export class ResourceRepository {
    * narrowed by blind-index conditions whose tokens are hex HMACs. A superset: callers re-check each one.
    */
   async searchCandidates(q: CandidateQuery): Promise<StoredVersion[]> {
-    const params: unknown[] = [q.resourceType];
-    const where = ['r.resource_type = $1', 'NOT r.deleted'];
-    const p = (v: unknown) => `$${params.push(v)}`;
+    const { where, params, p, widest } = candidateWhere(q);
     if (q.afterId !== undefined) where.push(`r.id > ${p(q.afterId)}`);
     if (q.beforeId !== undefined) where.push(`r.id < ${p(q.beforeId)}`);
-    if (q.ids) where.push(`r.id = ANY(${p([...q.ids])}::text[])`);
-    if (q.patientCompartment !== undefined) {
-      where.push(`r.id IN (SELECT c.id FROM resource_compartment c
-        WHERE c.resource_type = $1 AND c.patient_id = ${p(q.patientCompartment)})`);
-    }
-    for (const c of q.lastUpdated) {
-      if (c.op === 'not-in')
-        where.push(`NOT (r.last_updated >= ${p(c.start)} AND r.last_updated < ${p(c.end)})`);
-      else if (c.end !== undefined)
-        where.push(`r.last_updated >= ${p(c.start)} AND r.last_updated < ${p(c.end)}`);
-      else where.push(`r.last_updated ${c.op} ${p(c.start)}`);
-    }
-    // Each condition is one array overlap on the GIN index of search_tokens: its terms' tokens are merged,
-    // since every token is already bound to its (type, parameter) by the HMAC key.
-    let widest = 0;
-    for (const c of q.conditions) {
-      const tokens = [...new Set(c.terms.flatMap((t) => t.tokens.map(tokenToInt64)))];
-      if (!c.negate) widest = Math.max(widest, tokens.length);
-      where.push(
-        c.negate
-          ? `NOT (coalesce(r.search_tokens, '{}') && ${p(tokens)}::bigint[])`
-          : `r.search_tokens && ${p(tokens)}::bigint[]`,
-      );
-    }
     const order = `${q.descending ? 'DESC' : 'ASC'}`;
     const columns = 'r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, r.dek_id, r.content';
     // With a long token list (a chain's resolved references, a wide date cover) Postgres over-estimates how
@@ -238,6 +212,22 @@ export class ResourceRepository {
             ORDER BY r.id ${order} LIMIT ${p(q.limit)}`;
     const { rows } = await this.sql.query<VersionRow>(sql, params);
     return Promise.all(rows.map((r) => this.decrypt(r)));
+  }
+
+  /**
+   * Ids of at most `limit` candidates of a blind-index search, in no particular order, read from the index
+   * and the row headers only: nothing is decrypted, so this is a superset of the matches (a chain's
+   * targets, re-checked later against the decrypted resources they turn out to be).
+   */
+  async searchCandidateIds(
+    q: Omit<CandidateQuery, 'afterId' | 'beforeId' | 'descending'>,
+  ): Promise<string[]> {
+    const { where, params, p } = candidateWhere(q);
+    const { rows } = await this.sql.query<{ id: string }>(
+      `SELECT r.id FROM resource r WHERE ${where.join(' AND ')} LIMIT ${p(q.limit)}`,
+      params,
+    );
+    return rows.map((r) => r.id);
   }
 
   /** Versions newest first, each with its seq for cursor paging. */
@@ -352,6 +342,43 @@ export class ResourceRepository {
   async setSearchIndexVersion(version: number): Promise<void> {
     await this.sql.query('UPDATE search_index_state SET version = $1', [version]);
   }
+}
+
+/** The WHERE clauses of a candidate query (without its cursor), and the longest positive token list. */
+function candidateWhere(q: Omit<CandidateQuery, 'limit' | 'afterId' | 'beforeId' | 'descending'>): {
+  where: string[];
+  params: unknown[];
+  p: (v: unknown) => string;
+  widest: number;
+} {
+  const params: unknown[] = [q.resourceType];
+  const where = ['r.resource_type = $1', 'NOT r.deleted'];
+  const p = (v: unknown) => `$${params.push(v)}`;
+  if (q.ids) where.push(`r.id = ANY(${p([...q.ids])}::text[])`);
+  if (q.patientCompartment !== undefined) {
+    where.push(`r.id IN (SELECT c.id FROM resource_compartment c
+      WHERE c.resource_type = $1 AND c.patient_id = ${p(q.patientCompartment)})`);
+  }
+  for (const c of q.lastUpdated) {
+    if (c.op === 'not-in')
+      where.push(`NOT (r.last_updated >= ${p(c.start)} AND r.last_updated < ${p(c.end)})`);
+    else if (c.end !== undefined)
+      where.push(`r.last_updated >= ${p(c.start)} AND r.last_updated < ${p(c.end)}`);
+    else where.push(`r.last_updated ${c.op} ${p(c.start)}`);
+  }
+  // Each condition is one array overlap on the GIN index of search_tokens: its terms' tokens are merged,
+  // since every token is already bound to its (type, parameter) by the HMAC key.
+  let widest = 0;
+  for (const c of q.conditions) {
+    const tokens = [...new Set(c.terms.flatMap((t) => t.tokens.map(tokenToInt64)))];
+    if (!c.negate) widest = Math.max(widest, tokens.length);
+    where.push(
+      c.negate
+        ? `NOT (coalesce(r.search_tokens, '{}') && ${p(tokens)}::bigint[])`
+        : `r.search_tokens && ${p(tokens)}::bigint[]`,
+    );
+  }
+  return { where, params, p, widest };
 }
 
 export function aadFor(resourceType: string, id: string, versionId: number): string {
