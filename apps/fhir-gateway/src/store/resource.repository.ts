@@ -201,15 +201,19 @@ export class ResourceRepository {
     const columns = 'r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, r.dek_id, r.content';
     // With a long token list (a chain's resolved references, a wide date cover) Postgres over-estimates how
     // many rows match, walks the primary key in id order and filters nearly every row (measured at 100k
-    // resources: 60,000 rows read for 89 matches, 1.5 s). Such candidates are few in fact, so they are
-    // collected through the GIN index first and only then sorted and limited.
+    // resources: 60,000 rows read for 89 matches, 1.5 s). Such candidates are few in fact, so their ids are
+    // collected through the GIN index first, sorted and limited, and only those rows are then read by
+    // primary key. (Joining the collected ids back instead let the planner, still over-estimating them,
+    // choose a merge join along the whole primary key: 15,000 rows read for a page of 21, 15 ms.)
+    const limit = p(q.limit);
     const sql =
       widest > FENCE_TOKENS
         ? `WITH c AS MATERIALIZED (SELECT r.id FROM resource r WHERE ${where.join(' AND ')})
-           SELECT ${columns} FROM c JOIN resource r ON r.resource_type = $1 AND r.id = c.id
-            ORDER BY r.id ${order} LIMIT ${p(q.limit)}`
+           SELECT ${columns} FROM resource r
+            WHERE r.resource_type = $1 AND r.id = ANY(ARRAY(SELECT c.id FROM c ORDER BY c.id ${order} LIMIT ${limit}))
+            ORDER BY r.id ${order} LIMIT ${limit}`
         : `SELECT ${columns} FROM resource r WHERE ${where.join(' AND ')}
-            ORDER BY r.id ${order} LIMIT ${p(q.limit)}`;
+            ORDER BY r.id ${order} LIMIT ${limit}`;
     const { rows } = await this.sql.query<VersionRow>(sql, params);
     return Promise.all(rows.map((r) => this.decrypt(r)));
   }
