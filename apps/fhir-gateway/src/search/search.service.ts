@@ -4,7 +4,7 @@ import { normalizeSearchString } from '#crypto';
 import { FhirError } from '../fhir/outcomes.js';
 import type { RequestContext } from '../fhir/request-context.js';
 import { parseReference, type AnyResource } from '../fhir/resource-json.js';
-import type { CandidateQuery, ResourceRepository, StoredVersion } from '../store/resource.repository.js';
+import type { Candidate, CandidateQuery, ResourceRepository } from '../store/resource.repository.js';
 import type { ResourceStore } from '../store/resource.store.js';
 import { isPatientScoped, patientPinParams } from './patient-scope.js';
 import { matchesAll, stringParts, codings, type Criterion } from './search-criteria.js';
@@ -507,7 +507,7 @@ export class SearchService {
           const resource = decided[i];
           if (resource) yield resource;
         } else {
-          const resource = JSON.parse(v.json!.toString('utf8')) as AnyResource;
+          const resource = JSON.parse(v.json.toString('utf8')) as AnyResource;
           if (matchesAll(resource, prep.plan.criteria)) yield resource;
         }
         if (from.progress?.budget !== undefined && scanned >= from.progress.budget) {
@@ -521,11 +521,11 @@ export class SearchService {
   /** The batch's matches (undefined where a candidate fails): criteria first, then the lazy chains. */
   private async decideBatch(
     prep: Prepared,
-    batch: readonly StoredVersion[],
+    batch: readonly Candidate[],
     repo: ResourceRepository,
   ): Promise<(AnyResource | undefined)[]> {
     const out = batch.map((v) => {
-      const r = JSON.parse(v.json!.toString('utf8')) as AnyResource;
+      const r = JSON.parse(v.json.toString('utf8')) as AnyResource;
       return matchesAll(r, prep.plan.criteria) ? r : undefined;
     });
     const survivors = out.filter((r): r is AnyResource => r !== undefined);
