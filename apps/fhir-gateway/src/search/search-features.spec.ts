@@ -649,14 +649,24 @@ describe('long token lists', () => {
     }
     const walked: string[] = [];
     let qs = 'subject:Patient.family=manyfold&_count=25';
+    let last: any;
     for (;;) {
       const { bundle } = await search('Observation', qs);
+      last = bundle;
       walked.push(...(bundle.entry ?? []).map((e: any) => e.resource.id));
       const next = bundle.link.find((l: any) => l.relation === 'next');
       if (!next) break;
       qs = new URL(next.url).search.slice(1);
     }
     expect(walked).toEqual([...made].sort());
+    // And back again through the previous links (the long token list read in descending id order).
+    const back: string[] = (last.entry ?? []).map((e: any) => e.resource.id);
+    for (let prev = last.link.find((l: any) => l.relation === 'previous'); prev;) {
+      const { bundle } = await search('Observation', new URL(prev.url).search.slice(1));
+      back.unshift(...(bundle.entry ?? []).map((e: any) => e.resource.id));
+      prev = bundle.link.find((l: any) => l.relation === 'previous');
+    }
+    expect(back).toEqual([...made].sort());
   });
 });
 

@@ -66,7 +66,8 @@ export interface SearchOptions {
  * FHIR search over encrypted data (https://hl7.org/fhir/R4/search.html). Blind-index tokens select
  * candidates in id order; each one is decrypted and re-checked against the exact FHIR semantics before it
  * may count or be returned, so page sizes, cursors and totals only ever see true matches. Chains and _has
- * are resolved first, into the ids they allow; _sort orders the decrypted matches in memory.
+ * are resolved first, into the ids they allow (a chain the index bounds into candidate ids, its targets
+ * then re-checked per candidate, see resolveChain); _sort orders the decrypted matches in memory.
  */
 export class SearchService {
   constructor(
