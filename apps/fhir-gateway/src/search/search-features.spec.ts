@@ -672,9 +672,12 @@ describe('long token lists', () => {
 
 describe('chains re-checked per candidate', () => {
   it('finds the targets through the index and drops its false positives on the decrypted target', async () => {
-    // "lazarus" is indexed as its 6-letter prefix, which "Lazarux" shares: both are index candidates.
+    // "lazarus" is indexed as its 6-letter prefix, which "Lazarux" shares: all are index candidates, more
+    // than are decided at once (DECIDE_NOW), so the Observations' patients are read and checked lazily.
     const lazarus = await create('lazarus', { resourceType: 'Patient', name: [{ family: 'Lazarus' }] });
     const lazarux = await create('lazarux', { resourceType: 'Patient', name: [{ family: 'Lazarux' }] });
+    for (let i = 0; i < 40; i++)
+      await create(`lazarux${i}`, { resourceType: 'Patient', name: [{ family: 'Lazarux' }] });
     for (const [name, pid] of [
       ['lzObs1', lazarus],
       ['lzObs2', lazarus],
@@ -688,11 +691,14 @@ describe('chains re-checked per candidate', () => {
       });
     }
     const probe = vi.spyOn(ResourceRepository.prototype, 'searchCandidateIds');
+    const reads = vi.spyOn(ResourceRepository.prototype, 'readCurrentMany');
     try {
       const { names, bundle } = await search('Observation', 'subject:Patient.family=lazarus&_total=accurate');
       expect(names.sort()).toEqual(['lzObs1', 'lzObs2']);
       expect(bundle.total).toBe(2);
       expect(probe).toHaveBeenCalled();
+      // Read lazily: the two patients the candidate Observations name, not the 42 candidates.
+      expect(reads.mock.calls.flatMap((c) => c[1]).sort()).toEqual([lazarus, lazarux].sort());
       expect(await set('Observation', 'subject:Patient.family=lazarux')).toEqual(['lxObs']);
       expect(await set('Observation', 'subject:Patient.family=lazarus&_sort=_id')).toEqual([
         'lzObs1',
@@ -705,6 +711,7 @@ describe('chains re-checked per candidate', () => {
       ]);
     } finally {
       probe.mockRestore();
+      reads.mockRestore();
     }
   });
 });

@@ -22,6 +22,11 @@ export const MAX_JOIN_IDS = 10_000;
 export const MAX_SORT = 10_000;
 /** _include and _revinclude add at most this many resources to one page (Medplum's bound too). */
 export const MAX_INCLUDES = 1_000;
+/**
+ * A chain target whose index candidates are at most this many is read and decided at once, in the same
+ * round trip as its candidate ids (a chain on an identifier names one resource: no lazy reads later).
+ */
+const DECIDE_NOW = 32;
 /** :iterate follows includes at most this many rounds. */
 const MAX_ITERATE = 3;
 
@@ -271,6 +276,9 @@ export class SearchService {
    * decrypting anything; the outer search probes their references and decrypts only the targets its own
    * surviving candidates name (a page of 20 Observations reads about 20 Patients, not every match).
    * Membership of a candidate set also carries what the SQL alone decides (_lastUpdated, _id, _has).
+   * A target with at most DECIDE_NOW candidates comes decrypted with its ids and is decided at once (a
+   * chain on an identifier then costs one round trip, as eagerly); when all are, the chain is the exact
+   * reference criterion of their matches, as eagerly.
    *
    * Eager otherwise, as before: an inner search the index cannot narrow (only :contains, ne, :missing=true,
    * :not or _lastUpdated criteria) would list every resource of the type, and a candidate set over the
@@ -300,17 +308,32 @@ export class SearchService {
       let over = false;
       for (const t of inner) {
         if (t.prep.empty) continue;
-        const ids = await repo.searchCandidateIds({
-          ...t.prep.candidates,
-          limit: MAX_JOIN_IDS - refs.length + 1,
-        });
-        if (refs.length + ids.length > MAX_JOIN_IDS) {
+        const rows = await repo.searchCandidateIds(
+          { ...t.prep.candidates, limit: MAX_JOIN_IDS - refs.length + 1 },
+          DECIDE_NOW,
+        );
+        if (refs.length + rows.length > MAX_JOIN_IDS) {
           over = true;
           break;
         }
-        refs.push(...ids.map((id) => ({ type: t.type, id })));
-        lazy.push({ type: t.type, ids: new Set(ids), prep: t.prep, decided: new Map() });
+        if (rows.every((r): r is Candidate => r.json !== undefined)) {
+          // Few: decided now, so the target holds its true matches only, each already decided.
+          const found = (await this.decideBatch(t.prep, rows, repo)).filter((r) => r !== undefined);
+          const ids = found.map((r) => r.id!);
+          refs.push(...ids.map((id) => ({ type: t.type, id })));
+          lazy.push({
+            type: t.type,
+            ids: new Set(ids),
+            prep: t.prep,
+            decided: new Map(ids.map((id) => [id, true])),
+          });
+        } else {
+          refs.push(...rows.map((r) => ({ type: t.type, id: r.id })));
+          lazy.push({ type: t.type, ids: new Set(rows.map((r) => r.id)), prep: t.prep, decided: new Map() });
+        }
       }
+      // Every target decided already: its matches are the chain's exact reference criterion, as when eager.
+      if (!over && lazy.every((t) => t.decided.size === t.ids.size)) return { refs };
       if (!over) return { refs, lazy };
     }
     const refs: { type: string; id: string }[] = [];
@@ -529,6 +552,7 @@ export class SearchService {
       const r = JSON.parse(v.json.toString('utf8')) as AnyResource;
       return matchesAll(r, prep.plan.criteria) ? r : undefined;
     });
+    if (prep.chains.length === 0) return out;
     const survivors = out.filter((r): r is AnyResource => r !== undefined);
     const held = await this.chainsHold(survivors, prep.chains, repo);
     const failed = new Set(survivors.filter((_, i) => !held[i]));

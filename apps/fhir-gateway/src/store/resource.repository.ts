@@ -236,18 +236,28 @@ export class ResourceRepository {
 
   /**
    * Ids of at most `limit` candidates of a blind-index search, in no particular order, read from the index
-   * and the row headers only: nothing is decrypted, so this is a superset of the matches (a chain's
-   * targets, re-checked later against the decrypted resources they turn out to be).
+   * and the row headers: a superset of the matches (a chain's targets, re-checked later against the
+   * decrypted resources they turn out to be). When there are at most `decryptUpTo` of them, they come
+   * decrypted in the same round trip, so that a few candidates can be decided at once.
    */
   async searchCandidateIds(
     q: Omit<CandidateQuery, 'afterId' | 'beforeId' | 'descending'>,
-  ): Promise<string[]> {
+    decryptUpTo = 0,
+  ): Promise<{ id: string; json?: Buffer }[]> {
     const { where, params, p } = candidateWhere(q);
-    const { rows } = await this.sql.query<{ id: string }>(
-      `SELECT r.id FROM resource r WHERE ${where.join(' AND ')} LIMIT ${p(q.limit)}`,
+    const { rows } = await this.sql.query<Pick<VersionRow, 'id' | 'version_id' | 'dek_id' | 'content'>>(
+      `SELECT s.id, s.version_id, s.dek_id, CASE WHEN count(*) OVER () <= ${p(decryptUpTo)} THEN s.content END AS content
+         FROM (SELECT r.id, r.version_id, r.dek_id, r.content FROM resource r
+                WHERE ${where.join(' AND ')} LIMIT ${p(q.limit)}) s`,
       params,
     );
-    return rows.map((r) => r.id);
+    return Promise.all(
+      rows.map(async (r) =>
+        r.content
+          ? { id: r.id, json: await this.open(q.resourceType, r.id, r.version_id, r.dek_id, r.content) }
+          : { id: r.id },
+      ),
+    );
   }
 
   /** Versions newest first, each with its seq for cursor paging. */
