@@ -11,6 +11,8 @@
  *   BENCH_SEARCH_DB              measure on this loaded bench_search_* database, whatever the code version
  *   BENCH_PG_DIR                 data directory of the search suite's Postgres when BENCH_DATABASE_URL is
  *                                unset (default /tmp/fhirgw-bench-pg-search, kept so the load is reused)
+ *   BENCH_SEARCH_ONLY=family,chained  only the search scenarios whose names contain one of these words
+ *                                ("paging" for the paging walk); default all
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';

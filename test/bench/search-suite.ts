@@ -320,7 +320,11 @@ export async function runSearchSuite(
     token: async () => ((await (await fetch(tokenUrl)).json()) as { token: string }).token,
   };
   const rows: SearchRow[] = [];
-  for (const s of scenarios(info)) {
+  // BENCH_SEARCH_ONLY=family,chained: only the scenarios whose name contains one of these words (no paging
+  // walk unless "paging" is one of them), to iterate on a few.
+  const only = process.env.BENCH_SEARCH_ONLY?.split(',').map((w) => w.trim().toLowerCase());
+  const picked = (name: string) => !only || only.some((w) => name.toLowerCase().includes(w));
+  for (const s of scenarios(info).filter((x) => picked(x.name))) {
     const example = s.query();
     const c = await check(ep, example);
     const row: SearchRow = {
@@ -342,6 +346,17 @@ export async function runSearchSuite(
 
   // Paging: walk 1,000 matches, _count=100, following next links.
   const walks: WalkRow[] = [];
+  if (!picked('paging'))
+    return {
+      scale,
+      database: info.database,
+      load: info.load,
+      patients: info.patients,
+      indexSizes: info.indexSizes,
+      rows,
+      walks,
+      options: { seconds: opts.durationSeconds, rounds: opts.rounds, connections: opts.connections },
+    };
   let i = 0;
   const code = () => encodeURIComponent(`${LOINC}|${OBSERVATION_CODES[i++ % OBSERVATION_CODES.length]![0]}`);
   const query = () => `Observation?code=${code()}&_count=100`;

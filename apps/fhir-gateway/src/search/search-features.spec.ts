@@ -1,11 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { openTestStorage, type TestStorage } from '../../../../test/support/storage.js';
 import { testContext } from '../../../../test/support/test-context.js';
 import { createFhirEngine } from '../fhir/fhir-engine.factory.js';
 import type { FhirEngine } from '../fhir/fhir-engine.js';
 import { SearchIndex } from './search-index.js';
 import { SearchService } from './search.service.js';
-import { tokenToInt64 } from '../store/resource.repository.js';
+import { ResourceRepository, tokenToInt64 } from '../store/resource.repository.js';
 
 /**
  * Search semantics beyond the first increment (R4 search.html): number and quantity prefixes with implicit
@@ -649,14 +649,70 @@ describe('long token lists', () => {
     }
     const walked: string[] = [];
     let qs = 'subject:Patient.family=manyfold&_count=25';
+    let last: any;
     for (;;) {
       const { bundle } = await search('Observation', qs);
+      last = bundle;
       walked.push(...(bundle.entry ?? []).map((e: any) => e.resource.id));
       const next = bundle.link.find((l: any) => l.relation === 'next');
       if (!next) break;
       qs = new URL(next.url).search.slice(1);
     }
     expect(walked).toEqual([...made].sort());
+    // And back again through the previous links (the long token list read in descending id order).
+    const back: string[] = (last.entry ?? []).map((e: any) => e.resource.id);
+    for (let prev = last.link.find((l: any) => l.relation === 'previous'); prev;) {
+      const { bundle } = await search('Observation', new URL(prev.url).search.slice(1));
+      back.unshift(...(bundle.entry ?? []).map((e: any) => e.resource.id));
+      prev = bundle.link.find((l: any) => l.relation === 'previous');
+    }
+    expect(back).toEqual([...made].sort());
+  });
+});
+
+describe('chains re-checked per candidate', () => {
+  it('finds the targets through the index and drops its false positives on the decrypted target', async () => {
+    // "lazarus" is indexed as its 6-letter prefix, which "Lazarux" shares: all are index candidates, more
+    // than are decided at once (DECIDE_NOW), so the Observations' patients are read and checked lazily.
+    const lazarus = await create('lazarus', { resourceType: 'Patient', name: [{ family: 'Lazarus' }] });
+    const lazarux = await create('lazarux', { resourceType: 'Patient', name: [{ family: 'Lazarux' }] });
+    for (let i = 0; i < 40; i++)
+      await create(`lazarux${i}`, { resourceType: 'Patient', name: [{ family: 'Lazarux' }] });
+    for (const [name, pid] of [
+      ['lzObs1', lazarus],
+      ['lzObs2', lazarus],
+      ['lxObs', lazarux],
+    ] as const) {
+      await create(name, {
+        resourceType: 'Observation',
+        status: 'final',
+        code: { text: 'lz' },
+        subject: { reference: `Patient/${pid}` },
+      });
+    }
+    const probe = vi.spyOn(ResourceRepository.prototype, 'searchCandidateIds');
+    const reads = vi.spyOn(ResourceRepository.prototype, 'readCurrentMany');
+    try {
+      const { names, bundle } = await search('Observation', 'subject:Patient.family=lazarus&_total=accurate');
+      expect(names.sort()).toEqual(['lzObs1', 'lzObs2']);
+      expect(bundle.total).toBe(2);
+      expect(probe).toHaveBeenCalled();
+      // Read lazily: the two patients the candidate Observations name, not the 42 candidates.
+      expect(reads.mock.calls.flatMap((c) => c[1]).sort()).toEqual([lazarus, lazarux].sort());
+      expect(await set('Observation', 'subject:Patient.family=lazarux')).toEqual(['lxObs']);
+      expect(await set('Observation', 'subject:Patient.family=lazarus&_sort=_id')).toEqual([
+        'lzObs1',
+        'lzObs2',
+      ]);
+      // Two chains on the same reference, AND-ed: each re-checks the same decrypted patient.
+      expect(await set('Observation', 'subject:Patient.family=lazarus&subject.name=lazarus')).toEqual([
+        'lzObs1',
+        'lzObs2',
+      ]);
+    } finally {
+      probe.mockRestore();
+      reads.mockRestore();
+    }
   });
 });
 

@@ -3,12 +3,13 @@ import { normalizeSearchString } from '#crypto';
 import { FhirError } from '../fhir/outcomes.js';
 import type { RequestContext } from '../fhir/request-context.js';
 import { parseReference, type AnyResource } from '../fhir/resource-json.js';
-import type { CandidateQuery, ResourceRepository } from '../store/resource.repository.js';
+import type { Candidate, CandidateQuery, ResourceRepository } from '../store/resource.repository.js';
 import type { ResourceStore } from '../store/resource.store.js';
 import { isPatientScoped, patientPinParams } from './patient-scope.js';
 import { matchesAll, type Criterion } from './search-criteria.js';
 import { codings, stringParts } from './search-values.js';
 import type { SearchIndex } from './search-index.js';
+import type { ParamExpression } from './param-expression.js';
 import { indexedParams, paramByUrl, type IndexedParam } from './search-params.js';
 import {
   planIncludes,
@@ -29,6 +30,11 @@ export const MAX_JOIN_IDS = 10_000;
 export const MAX_SORT = 10_000;
 /** _include and _revinclude add at most this many resources to one page (Medplum's bound too). */
 export const MAX_INCLUDES = 1_000;
+/**
+ * A chain target whose index candidates are at most this many is read and decided at once, in the same
+ * round trip as its candidate ids (a chain on an identifier names one resource: no lazy reads later).
+ */
+const DECIDE_NOW = 32;
 /** :iterate follows includes at most this many rounds. */
 const MAX_ITERATE = 3;
 
@@ -36,8 +42,31 @@ const MAX_ITERATE = 3;
 interface Prepared {
   plan: SearchPlan;
   candidates: Omit<CandidateQuery, 'limit'>;
+  /** Chains resolved through the index only, re-checked per candidate after `plan.criteria` (scan). */
+  chains: LazyChain[];
   /** A join matched nothing, so neither does the search. */
   empty: boolean;
+}
+
+/**
+ * A chain whose targets were found through the blind index alone (a superset of the true targets, see
+ * prepare): a candidate satisfies it when one of its references names a target that, decrypted, matches
+ * the inner search.
+ */
+interface LazyChain {
+  /** The searched type's reference parameter (its element, as the reference criterion reads it). */
+  expression: ParamExpression;
+  targets: LazyTarget[];
+}
+
+interface LazyTarget {
+  type: string;
+  /** Index candidates of the inner search: every target that matches it is among them. */
+  ids: ReadonlySet<string>;
+  /** The inner search: its criteria and its own lazy chains decide a decrypted candidate. */
+  prep: Prepared;
+  /** Candidates decided so far in this request (true: a match), so each is read and checked once. */
+  decided: Map<string, boolean>;
 }
 
 export interface SearchOptions {
@@ -50,7 +79,8 @@ export interface SearchOptions {
  * FHIR search over encrypted data (https://hl7.org/fhir/R4/search.html). Blind-index tokens select
  * candidates in id order; each one is decrypted and re-checked against the exact FHIR semantics before it
  * may count or be returned, so page sizes, cursors and totals only ever see true matches. Chains and _has
- * are resolved first, into the ids they allow; _sort orders the decrypted matches in memory.
+ * are resolved first, into the ids they allow (a chain the index bounds into candidate ids, its targets
+ * then re-checked per candidate, see resolveChain); _sort orders the decrypted matches in memory.
  */
 export class SearchService {
   constructor(
@@ -260,7 +290,16 @@ export class SearchService {
     limit: number,
     refuseMore: boolean,
   ): Promise<string[]> {
-    const prep = await this.prepare(ctx, plan, repo);
+    return this.collectIds(await this.prepare(ctx, plan, repo), repo, limit, refuseMore);
+  }
+
+  /** allIds on a prepared search. */
+  private async collectIds(
+    prep: Prepared,
+    repo: ResourceRepository,
+    limit: number,
+    refuseMore: boolean,
+  ): Promise<string[]> {
     if (prep.empty) return [];
     const ids: string[] = [];
     for await (const r of this.scan(prep, repo, {})) {
@@ -268,15 +307,93 @@ export class SearchService {
         if (!refuseMore) break;
         throw new FhirError(
           'too-costly',
-          `a chained or _has search on ${plan.resourceType} matches more than ${limit} resources; narrow it`,
+          `a chained or _has search on ${prep.plan.resourceType} matches more than ${limit} resources; narrow it`,
           {
-            expression: [plan.resourceType],
+            expression: [prep.plan.resourceType],
           },
         );
       }
       ids.push(r.id!);
     }
     return ids;
+  }
+
+  /**
+   * The targets a chain allows (R4 search.html#chaining), as (type, id) references for the outer index
+   * condition, and, when they came from the index alone, the lazy chain that re-checks them.
+   *
+   * Lazy (the index only) when every target type's inner search is bounded by the index: it has a positive
+   * token condition or an id list (_id, or a _has it resolved into ids), and all targets' candidates
+   * together are at most MAX_JOIN_IDS. The candidates are then a superset of the matches, found without
+   * decrypting anything; the outer search probes their references and decrypts only the targets its own
+   * surviving candidates name (a page of 20 Observations reads about 20 Patients, not every match).
+   * Membership of a candidate set also carries what the SQL alone decides (_lastUpdated, _id, _has).
+   * A target with at most DECIDE_NOW candidates comes decrypted with its ids and is decided at once (a
+   * chain on an identifier then costs one round trip, as eagerly); when all are, the chain is the exact
+   * reference criterion of their matches, as eagerly.
+   *
+   * Eager otherwise, as before: an inner search the index cannot narrow (only :contains, ne, :missing=true,
+   * :not or _lastUpdated criteria) would list every resource of the type, and a candidate set over the
+   * bound may still hold few enough matches; both are decrypted and re-checked up front, and more than
+   * MAX_JOIN_IDS true matches is refused as too costly, exactly as before.
+   */
+  private async resolveChain(
+    ctx: RequestContext,
+    chain: SearchPlan['chains'][number],
+    depth: number,
+    repo: ResourceRepository,
+  ): Promise<{ refs: { type: string; id: string }[]; lazy?: LazyChain['targets'] }> {
+    const inner: { type: string; prep: Prepared }[] = [];
+    for (const t of chain.targets) {
+      // A chain reveals the target's data, so the client needs search rights on it too.
+      ctx.scopes.assertAllows(t.type, 's');
+      inner.push({
+        type: t.type,
+        prep: await this.prepare(ctx, planSearch(t.type, t.query, true, depth + 1), repo),
+      });
+    }
+    const bounded = (p: Prepared) =>
+      p.empty || p.candidates.ids !== undefined || p.candidates.conditions.some((c) => !c.negate);
+    if (inner.every((t) => bounded(t.prep))) {
+      const refs: { type: string; id: string }[] = [];
+      const lazy: LazyTarget[] = [];
+      let over = false;
+      for (const t of inner) {
+        if (t.prep.empty) continue;
+        const rows = await repo.searchCandidateIds(
+          { ...t.prep.candidates, limit: MAX_JOIN_IDS - refs.length + 1 },
+          DECIDE_NOW,
+        );
+        if (refs.length + rows.length > MAX_JOIN_IDS) {
+          over = true;
+          break;
+        }
+        if (rows.every((r): r is Candidate => r.json !== undefined)) {
+          // Few: decided now, so the target holds its true matches only, each already decided.
+          const found = (await this.decideBatch(t.prep, rows, repo)).filter((r) => r !== undefined);
+          const ids = found.map((r) => r.id!);
+          refs.push(...ids.map((id) => ({ type: t.type, id })));
+          lazy.push({
+            type: t.type,
+            ids: new Set(ids),
+            prep: t.prep,
+            decided: new Map(ids.map((id) => [id, true])),
+          });
+        } else {
+          refs.push(...rows.map((r) => ({ type: t.type, id: r.id })));
+          lazy.push({ type: t.type, ids: new Set(rows.map((r) => r.id)), prep: t.prep, decided: new Map() });
+        }
+      }
+      // Every target decided already: its matches are the chain's exact reference criterion, as when eager.
+      if (!over && lazy.every((t) => t.decided.size === t.ids.size)) return { refs };
+      if (!over) return { refs, lazy };
+    }
+    const refs: { type: string; id: string }[] = [];
+    for (const t of inner) {
+      const found = await this.collectIds(t.prep, repo, MAX_JOIN_IDS - refs.length, true);
+      refs.push(...found.map((id) => ({ type: t.type, id })));
+    }
+    return { refs };
   }
 
   /** Resolves chains and _has into ids, then hashes every token with the searched type's keys. */
@@ -288,29 +405,29 @@ export class SearchService {
   ): Promise<Prepared> {
     const conditions = [...plan.conditions];
     const criteria = [...plan.criteria];
+    const chains: LazyChain[] = [];
+    // The reference criteria of lazy chains: candidates, not matches, so they only pin (patientPins).
+    const pinning: Criterion[] = [];
     let ids = plan.ids;
     let empty = ids?.length === 0;
     for (const chain of plan.chains) {
       if (empty) break;
-      const refs: { type: string; id: string }[] = [];
-      for (const t of chain.targets) {
-        // A chain reveals the target's data, so the client needs search rights on it too.
-        ctx.scopes.assertAllows(t.type, 's');
-        const inner = planSearch(t.type, t.query, true, plan.depth + 1);
-        const found = await this.allIds(ctx, inner, repo, MAX_JOIN_IDS - refs.length, true);
-        refs.push(...found.map((id) => ({ type: t.type, id })));
-      }
+      const { refs, lazy } = await this.resolveChain(ctx, chain, plan.depth, repo);
       if (refs.length === 0) {
         empty = true;
         break;
       }
       const p = indexedParams(plan.resourceType).get(chain.param)!;
       conditions.push({ terms: [{ param: chain.param, tokens: refs.map((r) => `r|${r.type}/${r.id}`) }] });
-      criteria.push({
+      const reference: Criterion = {
         code: chain.param,
         expression: p.expr,
         values: refs.map((r) => ({ kind: 'reference' as const, ...r })),
-      });
+      };
+      if (lazy) {
+        chains.push({ expression: p.expr, targets: lazy });
+        pinning.push(reference);
+      } else criteria.push(reference);
     }
     for (const has of plan.has) {
       if (empty) break;
@@ -353,6 +470,7 @@ export class SearchService {
       // A join matched nothing: nothing to probe, and nothing to refuse either.
       return {
         plan: { ...plan, criteria },
+        chains: [],
         empty,
         candidates: { resourceType: plan.resourceType, conditions: [], lastUpdated: [] },
       };
@@ -370,7 +488,7 @@ export class SearchService {
         },
       );
     }
-    const pins = patientPins(plan.resourceType, criteria, compartment);
+    const pins = patientPins(plan.resourceType, [...criteria, ...pinning], compartment);
     if (!pins) {
       // Also where the index is not probed (ne, :contains, :missing): a per-patient parameter is searched
       // within named patients only, whatever the form of the query.
@@ -383,6 +501,7 @@ export class SearchService {
     }));
     return {
       plan: { ...plan, criteria },
+      chains,
       empty,
       candidates: {
         resourceType: plan.resourceType,
@@ -453,19 +572,87 @@ export class SearchService {
       });
       done = batch.length < limit;
       if (done && from.progress) from.progress.exhausted = true;
-      for (const v of batch) {
+      // With lazy chains the batch is decided at once, so that their targets are read in one go.
+      const decided = prep.chains.length > 0 ? await this.decideBatch(prep, batch, repo) : undefined;
+      for (const [i, v] of batch.entries()) {
         if (descending) before = v.id;
         else after = v.id;
         scanned++;
         if (from.progress) from.progress.last = v.id;
-        const resource = JSON.parse(v.json!.toString('utf8')) as AnyResource;
-        if (matchesAll(resource, prep.plan.criteria)) yield resource;
+        if (decided) {
+          const resource = decided[i];
+          if (resource) yield resource;
+        } else {
+          const resource = JSON.parse(v.json.toString('utf8')) as AnyResource;
+          if (matchesAll(resource, prep.plan.criteria)) yield resource;
+        }
         if (from.progress?.budget !== undefined && scanned >= from.progress.budget) {
           if (from.progress) from.progress.exhausted = done && v === batch[batch.length - 1];
           return;
         }
       }
     }
+  }
+
+  /** The batch's matches (undefined where a candidate fails): criteria first, then the lazy chains. */
+  private async decideBatch(
+    prep: Prepared,
+    batch: readonly Candidate[],
+    repo: ResourceRepository,
+  ): Promise<(AnyResource | undefined)[]> {
+    const out = batch.map((v) => {
+      const r = JSON.parse(v.json.toString('utf8')) as AnyResource;
+      return matchesAll(r, prep.plan.criteria) ? r : undefined;
+    });
+    if (prep.chains.length === 0) return out;
+    const survivors = out.filter((r): r is AnyResource => r !== undefined);
+    const held = await this.chainsHold(survivors, prep.chains, repo);
+    const failed = new Set(survivors.filter((_, i) => !held[i]));
+    return out.map((r) => (r && !failed.has(r) ? r : undefined));
+  }
+
+  /**
+   * Whether each resource satisfies every lazy chain: one of its references names a target candidate that,
+   * decrypted, matches the inner search (its criteria and, recursively, its own lazy chains). The targets
+   * the resources name are read together, per chain and target type, and each is decided once a request.
+   */
+  private async chainsHold(
+    rs: readonly AnyResource[],
+    chains: readonly LazyChain[],
+    repo: ResourceRepository,
+  ): Promise<boolean[]> {
+    const ok = rs.map(() => true);
+    for (const chain of chains) {
+      const named = rs.map((r, i) => (ok[i] ? chainTargets(r, chain) : []));
+      const wanted = new Map<LazyTarget, Set<string>>();
+      for (const list of named) {
+        for (const { target, id } of list) {
+          if (target.decided.has(id)) continue;
+          if (!wanted.has(target)) wanted.set(target, new Set());
+          wanted.get(target)!.add(id);
+        }
+      }
+      for (const [target, ids] of wanted) {
+        const found = (await repo.readCurrentMany(target.type, [...ids])).map((v) => ({
+          id: v.id,
+          r: JSON.parse(v.json!.toString('utf8')) as AnyResource,
+        }));
+        const matching = found.filter((f) => matchesAll(f.r, target.prep.plan.criteria));
+        const held = await this.chainsHold(
+          matching.map((f) => f.r),
+          target.prep.chains,
+          repo,
+        );
+        for (const id of ids) target.decided.set(id, false);
+        matching.forEach((f, i) => {
+          if (held[i]) target.decided.set(f.id, true);
+        });
+      }
+      named.forEach((list, i) => {
+        if (ok[i]) ok[i] = list.some(({ target, id }) => target.decided.get(id) === true);
+      });
+    }
+    return ok;
   }
 
   /**
@@ -671,6 +858,7 @@ export class SearchService {
     const criteria = params.map((p) => ({ code: p.code, expression: p.expr, values }));
     const prep: Prepared = {
       plan: { ...planSearch(rev.source, {}, false), criteria: [] },
+      chains: [],
       empty: false,
       candidates: {
         resourceType: rev.source,
@@ -754,6 +942,28 @@ function scopedParamsOf(type: string, code: string): string[] {
       })
     : [code];
   return codes.filter((c) => isPatientScoped(type, c));
+}
+
+/**
+ * The lazy chain's target candidates a resource references: a local reference "Type/id" (as a reference
+ * criterion matches one, search-criteria.ts) whose type and id are among one target's candidates.
+ */
+function chainTargets(r: AnyResource, chain: LazyChain): { target: LazyTarget; id: string }[] {
+  let values: unknown[];
+  try {
+    values = chain.expression.evaluate(r);
+  } catch {
+    values = [];
+  }
+  const out: { target: LazyTarget; id: string }[] = [];
+  for (const v of values) {
+    const ref = (v as { reference?: unknown } | null)?.reference;
+    const local = typeof ref === 'string' ? parseReference(ref) : undefined;
+    if (!local) continue;
+    for (const target of chain.targets)
+      if (target.type === local.type && target.ids.has(local.id)) out.push({ target, id: local.id });
+  }
+  return out;
 }
 
 function parseIdCursor(cursor: string | undefined): { after?: string; before?: string } {
