@@ -123,6 +123,11 @@ function scenarios(info: SearchServerInfo): SearchScenario[] {
       query: () => `Observation?subject.family=smi&date=ge2024-07-01`,
     },
     {
+      // The chain as the only condition: its outer candidates come through resource_reference.
+      name: 'chained subject.family alone',
+      query: () => `Observation?subject.family=smi`,
+    },
+    {
       name: '_revinclude Observation:subject',
       query: () => `Patient?identifier=${enc(sample().mrn)}&_revinclude=Observation:subject`,
     },

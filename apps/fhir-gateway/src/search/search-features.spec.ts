@@ -714,6 +714,70 @@ describe('chains re-checked per candidate', () => {
       reads.mockRestore();
     }
   });
+
+  it('finds the outer candidates through the link table, and re-checks the parameter itself', async () => {
+    // More targets than are decided at once: the chain is lazy and, with no other index condition, its
+    // Observations come through a join on resource_reference, which holds the references of any element,
+    // never those of an old version or a deleted resource.
+    const jf: string[] = [];
+    for (let i = 0; i < 40; i++)
+      jf.push(await create(`joinfield${i}`, { resourceType: 'Patient', name: [{ family: 'Joinfield' }] }));
+    const other = await create('joinOther', { resourceType: 'Patient', name: [{ family: 'Elsewhere' }] });
+    const obs = (subject: string, extra: object = {}) => ({
+      resourceType: 'Observation',
+      status: 'final',
+      code: { text: 'jf' },
+      subject: { reference: `Patient/${subject}` },
+      ...extra,
+    });
+    await create('jfHit', obs(jf[0]!));
+    await create('jfVersioned', obs(`${jf[1]!}/_history/1`));
+    // The join finds it through performer; its subject is another patient, so the re-check drops it.
+    await create('jfPerformer', obs(other, { performer: [{ reference: `Patient/${jf[2]!}` }] }));
+    await create('jfBoth', obs(jf[5]!, { performer: [{ reference: `Patient/${jf[6]!}` }] }));
+    const moved = await create('jfMoved', obs(jf[3]!));
+    const gone = await create('jfGone', obs(jf[4]!));
+    const put = await engine.handle(ctx, {
+      method: 'PUT',
+      path: `Observation/${moved}`,
+      query: {},
+      headers: {},
+      body: { ...obs(other), id: moved },
+    });
+    expect(put.status).toBe(200);
+    await engine.handle(ctx, { method: 'DELETE', path: `Observation/${gone}`, query: {}, headers: {} });
+    const probe = vi.spyOn(ResourceRepository.prototype, 'searchCandidates');
+    try {
+      expect(await set('Observation', 'subject:Patient.family=joinfield')).toEqual([
+        'jfBoth',
+        'jfHit',
+        'jfVersioned',
+      ]);
+      expect(probe.mock.calls.some((c) => c[0].links?.[0]?.length === 40)).toBe(true);
+      // With another index condition the targets are probed by reference token instead: the same answer.
+      probe.mockClear();
+      expect(await set('Observation', 'subject:Patient.family=joinfield&status=final')).toEqual([
+        'jfBoth',
+        'jfHit',
+        'jfVersioned',
+      ]);
+      expect(probe.mock.calls.every((c) => c[0].links === undefined)).toBe(true);
+      expect(await set('Observation', 'performer:Patient.family=joinfield')).toEqual([
+        'jfBoth',
+        'jfPerformer',
+      ]);
+      expect(await set('Observation', 'subject:Patient.family=elsewhere')).toEqual([
+        'jfMoved',
+        'jfPerformer',
+      ]);
+      // Two lazy chains AND-ed: two joins, each re-checked through its own parameter.
+      expect(
+        await set('Observation', 'subject:Patient.family=joinfield&performer:Patient.family=joinfield'),
+      ).toEqual(['jfBoth']);
+    } finally {
+      probe.mockRestore();
+    }
+  });
 });
 
 describe('disagreements the differential harness found', () => {

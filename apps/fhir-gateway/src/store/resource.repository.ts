@@ -61,6 +61,12 @@ export interface CandidateQuery {
   resourceType: string;
   conditions: readonly { terms: readonly { param: string; tokens: readonly string[] }[]; negate?: boolean }[];
   ids?: readonly string[];
+  /**
+   * Link conditions, ANDed: the resource has a local reference (resource_reference, written from
+   * collectReferences) to one of each list's targets. From any element of the resource, so a superset of
+   * what a reference parameter holds: the caller re-checks the parameter itself on the decrypted resource.
+   */
+  links?: readonly (readonly { type: string; id: string }[])[];
   /** Only members of this Patient's compartment (resource_compartment). */
   patientCompartment?: string;
   lastUpdated: readonly { op: '>=' | '<' | 'not-in'; start: string; end?: string }[];
@@ -413,9 +419,17 @@ function candidateWhere(q: Omit<CandidateQuery, 'limit' | 'afterId' | 'beforeId'
       where.push(`r.last_updated >= ${p(c.start)} AND r.last_updated < ${p(c.end)}`);
     else where.push(`r.last_updated ${c.op} ${p(c.start)}`);
   }
+  let widest = 0;
+  // A link condition is a semi-join on resource_reference, read through its primary key (type, id, ...)
+  // or, from the targets, through (target_type, target_id); a long list is fenced like a long token list.
+  for (const targets of q.links ?? []) {
+    widest = Math.max(widest, targets.length);
+    where.push(`EXISTS (SELECT 1 FROM resource_reference rr WHERE rr.resource_type = $1 AND rr.id = r.id
+      AND (rr.target_type, rr.target_id) IN (SELECT * FROM unnest(${p(targets.map((t) => t.type))}::text[],
+      ${p(targets.map((t) => t.id))}::text[])))`);
+  }
   // Each condition is one array overlap on the GIN index of search_tokens: its terms' tokens are merged,
   // since every token is already bound to its (type, parameter) by the HMAC key.
-  let widest = 0;
   for (const c of q.conditions) {
     const tokens = [...new Set(c.terms.flatMap((t) => t.tokens.map(tokenToInt64)))];
     if (!c.negate) widest = Math.max(widest, tokens.length);
