@@ -351,17 +351,17 @@ export async function runSearchSuite(
 
   // Paging: walk 1,000 matches, _count=100, following next links.
   const walks: WalkRow[] = [];
-  if (!picked('paging'))
-    return {
-      scale,
-      database: info.database,
-      load: info.load,
-      patients: info.patients,
-      indexSizes: info.indexSizes,
-      rows,
-      walks,
-      options: { seconds: opts.durationSeconds, rounds: opts.rounds, connections: opts.connections },
-    };
+  const result = () => ({
+    scale,
+    database: info.database,
+    load: info.load,
+    patients: info.patients,
+    indexSizes: info.indexSizes,
+    rows,
+    walks,
+    options: { seconds: opts.durationSeconds, rounds: opts.rounds, connections: opts.connections },
+  });
+  if (!picked('paging')) return result();
   let i = 0;
   const code = () => encodeURIComponent(`${LOINC}|${OBSERVATION_CODES[i++ % OBSERVATION_CODES.length]![0]}`);
   const query = () => `Observation?code=${code()}&_count=100`;
@@ -397,16 +397,7 @@ export async function runSearchSuite(
     baseline,
     check: checkWalk,
   });
-  return {
-    scale,
-    database: info.database,
-    load: info.load,
-    patients: info.patients,
-    indexSizes: info.indexSizes,
-    rows,
-    walks,
-    options: { seconds: opts.durationSeconds, rounds: opts.rounds, connections: opts.connections },
-  };
+  return result();
 }
 
 export function formatSearchReport(r: SearchSuiteResult): string {
