@@ -134,6 +134,24 @@ describe('corrections to Medplum, each on a minimal input', () => {
     });
   }
 
+  it('a corrected branch keeps duplicates; only a union removes them (FHIRPath N1 §6.5)', () => {
+    const ref = { reference: 'Patient/1' };
+    const one: Res = { resourceType: 'Appointment', id: 'x', participant: [{ actor: ref }, { actor: ref }] };
+    expect(indexedParams('Appointment').get('patient')!.expr.evaluate(one)).toEqual([ref, ref]);
+    const two: Res = {
+      resourceType: 'AuditEvent',
+      id: 'y',
+      agent: [{ who: ref }],
+      entity: [{ what: ref }],
+    };
+    expect(indexedParams('AuditEvent').get('patient')!.expr.evaluate(two)).toEqual([ref]);
+    for (const r of [one, two]) {
+      const tally = newTally();
+      compareResource(r, tally);
+      expect(tally.disagreements.filter((d) => d.code === 'patient')).toEqual([]);
+    }
+  });
+
   it('%resource in a composite component (MolecularSequence coordinates)', () => {
     const resource: Res = {
       resourceType: 'MolecularSequence',

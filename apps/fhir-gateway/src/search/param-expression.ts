@@ -52,15 +52,18 @@ export class ParamExpression {
     const variables = { '%resource': root, '%rootResource': root };
     if (!this.branches) return values(evalFhirPathTyped(this.atom, focus, variables));
     const out: unknown[] = [];
-    const seen = new Set<string>();
+    // Only a union removes duplicates (N1 §6.5); one branch keeps them, as a plain path does.
+    const seen = this.branches.length > 1 ? new Set<string>() : undefined;
     for (const b of this.branches) {
       for (const t of evalFhirPathTyped(b.atom, focus, variables)) {
         if (b.uriFamily && !URI_TYPES.has(t.type)) continue;
         if (b.resolveIs !== undefined && resolvedType(t.value, resource) !== b.resolveIs) continue;
         if (!hasValue(t)) continue;
-        const key = typeof t.value === 'object' ? JSON.stringify(t.value) : `${typeof t.value}:${t.value}`;
-        if (seen.has(key)) continue;
-        seen.add(key);
+        if (seen) {
+          const key = typeof t.value === 'object' ? JSON.stringify(t.value) : `${typeof t.value}:${t.value}`;
+          if (seen.has(key)) continue;
+          seen.add(key);
+        }
         out.push(t.value);
       }
     }
