@@ -447,10 +447,10 @@ function candidateWhere(q: Omit<CandidateQuery, 'limit' | 'afterId' | 'beforeId'
   // with the short conditions beside them (cheap on the few rows a chunk finds), and without the type
   // (which made Postgres AND in a bitmap of every row of the type): 1.8 s became about 20 ms. Another
   // type's row with a colliding token is only a candidate, removed by the type condition above.
+  const also = short.map((param) => ` AND t.search_tokens && ${param}::bigint[]`).join('');
   for (const tokens of long) {
     const chunks: string[] = [];
     for (let i = 0; i < tokens.length; i += FENCE_TOKENS) {
-      const also = short.map((param) => ` AND t.search_tokens && ${param}::bigint[]`).join('');
       chunks.push(
         `SELECT t.id FROM resource t WHERE t.search_tokens && ${p(tokens.slice(i, i + FENCE_TOKENS))}::bigint[]${also}`,
       );
