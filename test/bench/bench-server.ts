@@ -3,8 +3,8 @@
  * load generator in the parent does not share their event loop. Prints one JSON line when ready.
  *   BENCH_DB=pglite|postgres (postgres uses a fresh database on TEST_DATABASE_URL)
  */
-import pg from 'pg';
 import type { Sql } from '../../apps/fhir-gateway/src/database/database.js';
+import { PostgresDatabase } from '../../apps/fhir-gateway/src/database/postgres.database.js';
 import { generatePatients } from '../support/patient-generator.js';
 import { startTestGateway, type RunningGateway } from '../support/gateway.js';
 import { startBaseline } from './baseline-server.js';
@@ -31,36 +31,12 @@ async function main(): Promise<void> {
   // can only share the gateway's embedded instance.
   let sql: Sql = db;
   let tx = (fn: (s: Sql) => Promise<void>) => db.transaction(fn);
-  let pool: pg.Pool | undefined;
+  let baselineDb: PostgresDatabase | undefined;
   if (gw.databaseUrl) {
-    pool = new pg.Pool({ connectionString: gw.databaseUrl, max: 10 });
-    const p = pool;
-    sql = {
-      query: async <T>(text: string, params: readonly unknown[] = []) => {
-        const r = await p.query(text, params as unknown[]);
-        return { rows: r.rows as T[], rowCount: r.rowCount ?? 0 };
-      },
-      exec: async (s: string) => void (await p.query(s)),
-    };
-    tx = async (fn) => {
-      const c = await p.connect();
-      try {
-        await c.query('BEGIN');
-        await fn({
-          query: async <T>(text: string, params: readonly unknown[] = []) => {
-            const r = await c.query(text, params as unknown[]);
-            return { rows: r.rows as T[], rowCount: r.rowCount ?? 0 };
-          },
-          exec: async (s: string) => void (await c.query(s)),
-        });
-        await c.query('COMMIT');
-      } catch (e) {
-        await c.query('ROLLBACK');
-        throw e;
-      } finally {
-        c.release();
-      }
-    };
+    // Its own pool, with the same session settings as the gateway's.
+    const own = (baselineDb = new PostgresDatabase(gw.databaseUrl));
+    sql = own;
+    tx = (fn) => own.transaction(fn);
   }
   const baseline = await startBaseline(sql, tx);
 
@@ -90,7 +66,7 @@ async function main(): Promise<void> {
   );
   stop = async () => {
     await baseline.app.close();
-    await pool?.end();
+    await baselineDb?.close();
     await gw.close();
     process.exit(0);
   };

@@ -25,6 +25,7 @@ import { AuthModule } from '../../apps/fhir-gateway/src/auth/auth.module.js';
 import { ClientRepository } from '../../apps/fhir-gateway/src/auth/client.repository.js';
 import type { PublicJwks } from '../../apps/fhir-gateway/src/auth/jwks.js';
 import { loadConfig } from '../../apps/fhir-gateway/src/config/config.js';
+import { PostgresDatabase } from '../../apps/fhir-gateway/src/database/postgres.database.js';
 import type { Sql } from '../../apps/fhir-gateway/src/database/database.js';
 import { createFhirEngine } from '../../apps/fhir-gateway/src/fhir/fhir-engine.factory.js';
 import type { RequestContext } from '../../apps/fhir-gateway/src/fhir/request-context.js';
@@ -111,20 +112,6 @@ async function prepareDatabase(serverUrl: string): Promise<{ url: string; name: 
   } finally {
     await admin.end();
   }
-}
-
-interface Queryable {
-  query(text: string, params?: unknown[]): Promise<pg.QueryResult>;
-}
-
-function sqlOf(pool: Queryable): Sql {
-  return {
-    query: async <T>(text: string, params: readonly unknown[] = []) => {
-      const r = await pool.query(text, params as unknown[]);
-      return { rows: r.rows as T[], rowCount: r.rowCount ?? 0 };
-    },
-    exec: async (s: string) => void (await pool.query(s)),
-  };
 }
 
 const loaderContext: RequestContext = {
@@ -265,8 +252,9 @@ async function main(): Promise<void> {
   });
   const gateway = await createGateway(config, () => AuthModule);
   await gateway.app.listen({ host: '127.0.0.1', port });
-  const pool = new pg.Pool({ connectionString: db.url, max: 10 });
-  const plain = sqlOf(pool);
+  // The baseline's own pool, with the same session settings as the gateway's (PostgresDatabase).
+  const plainDb = new PostgresDatabase(db.url);
+  const plain: Sql = plainDb;
 
   let loadInfo: { seconds: number; resources: number; rate: number; keptFromEarlierRun: boolean };
   if (!db.loaded) {
@@ -306,19 +294,8 @@ async function main(): Promise<void> {
     scopes: 'system/*.cruds',
   });
   const token = () => requestToken(config.baseUrl, client, 'system/*.cruds');
-  const tx = async (fn: (s: Sql) => Promise<void>) => {
-    const c = await pool.connect();
-    try {
-      await c.query('BEGIN');
-      await fn(sqlOf(c));
-      await c.query('COMMIT');
-    } catch (e) {
-      await c.query('ROLLBACK');
-      throw e;
-    } finally {
-      c.release();
-    }
-  };
+  const tx = (fn: (s: Sql) => Promise<void>) => plainDb.transaction(fn);
+
   const baseline = await startBaseline(plain, tx, (app) => {
     registerPlainSearch(app, plain);
     // A fresh access token for the load generator (tokens live at most 5 minutes; a run is longer).
@@ -339,7 +316,7 @@ async function main(): Promise<void> {
   );
   stop = async () => {
     await baseline.app.close();
-    await pool.end();
+    await plainDb.close();
     await gateway.close();
     process.exit(0);
   };
