@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { BlindIndexer } from '#crypto';
 import { indexedParams } from './search-params.js';
 import { MAX_SORT } from './search.service.js';
-import { PREFIX_LENGTHS, TEXT_PREFIX_LENGTHS } from './search-tokens.js';
+import { BANDED_PREFIX_MAX, PREFIX_LENGTHS, TEXT_PREFIX_LENGTHS } from './search-tokens.js';
+import { ID_BANDS } from './id-bands.js';
 import { loadR4Definitions } from '../fhir/definitions.js';
 
 /** docs/ENCRYPTION.md states what the index reveals; these checks keep its figures equal to the code's. */
@@ -14,6 +15,12 @@ describe('docs/ENCRYPTION.md matches the code', () => {
   it('names the string and text prefix lengths the index uses', () => {
     expect(doc).toContain(`prefixes of ${spoken(PREFIX_LENGTHS)} characters`);
     expect(doc).toContain(`prefixes (${TEXT_PREFIX_LENGTHS.join(', ')} characters)`);
+  });
+
+  it('names the id bands and the prefixes indexed per band', () => {
+    expect(doc).toContain(`prefixes of up to ${BANDED_PREFIX_MAX} characters once more per id band`);
+    expect(doc).toContain(`prefixes of up to ${BANDED_PREFIX_MAX} characters are indexed a second time`);
+    expect(doc).toContain(`one of ${ID_BANDS}\ncontiguous ranges of ids`);
   });
 
   it('names the token width and the sort cap', () => {

@@ -13,8 +13,9 @@ import type { SearchIndex } from './search-index.js';
  *   4: overflow date tokens before 1800 and from 2200
  *   5: expressions evaluated as fhirpath.js does (param-expression.ts): where(resolve() is T) keeps absolute
  *      and contained references and drops logical ones; ofType(uri) keeps canonical, url, oid and uuid
+ *   6: string prefixes up to 4 characters also per id band (id-bands.ts)
  */
-export const SEARCH_INDEX_VERSION = 5;
+export const SEARCH_INDEX_VERSION = 6;
 
 /**
  * Re-indexes every current resource when the stored tokens follow an older scheme, in batches, each

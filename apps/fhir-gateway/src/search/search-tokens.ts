@@ -1,6 +1,7 @@
 import { normalizeSearchString } from '#crypto';
 import { parseReference, type AnyResource } from '../fhir/resource-json.js';
 import { endpointTokens, OPEN_END, OPEN_START } from './date-tokens.js';
+import { idBand } from './id-bands.js';
 import { numberTokens } from './number-tokens.js';
 import { codings, identifierTypes, stringParts, texts } from './search-values.js';
 import { indexedParams } from './search-params.js';
@@ -19,6 +20,22 @@ export function indexedPrefix(norm: string, lengths: readonly number[] = PREFIX_
   return norm.slice(0, len);
 }
 
+/**
+ * String prefixes up to this length are also indexed per id band (id-bands.ts): they are the prefixes that
+ * match many resources, where reading a page in id order pays for every match.
+ */
+export const BANDED_PREFIX_MAX = 4;
+
+/** "p|prefix" of a short prefix, as its token in one id band: "P|<band in hex>|prefix". */
+export function bandedToken(band: number, prefixToken: string): string {
+  return `P|${band.toString(16)}|${prefixToken.slice(2)}`;
+}
+
+/** Whether a plaintext token is a string prefix short enough to have id-band tokens. */
+export function isBandable(token: string): boolean {
+  return token.startsWith('p|') && token.length - 2 <= BANDED_PREFIX_MAX;
+}
+
 /** The token every parameter with at least one value carries, for :missing (R4 search.html#modifiers). */
 export const PRESENT = '?';
 
@@ -33,7 +50,8 @@ export interface PlainToken {
  *   any:       "?" when the parameter has a value
  *   token:     "c|code", "s|system|code", "s|system|", "n|code" (value without system),
  *              "t|prefix" of displays and texts (:text), "o|typeSystem|typeCode|value" (:of-type)
- *   string:    "p|prefix" for the normalised prefixes of PREFIX_LENGTHS, "x|exact value"
+ *   string:    "p|prefix" for the normalised prefixes of PREFIX_LENGTHS, "x|exact value", and
+ *              "P|band|prefix" for the prefixes up to BANDED_PREFIX_MAX, in the resource's id band
  *   reference: "r|Type/id", "i|id", "u|url"; with Reference.identifier "dc|value", "ds|system|value",
  *              "dn|value" (:identifier)
  *   uri:       "u|uri", and "b|prefix" for each path-segment prefix (:below)
@@ -44,6 +62,7 @@ export interface PlainToken {
  */
 export function extractTokens(resource: AnyResource): PlainToken[] {
   const out = new Map<string, PlainToken>();
+  const band = resource.id ? idBand(resource.id) : undefined;
   for (const p of indexedParams(resource.resourceType).values()) {
     if (p.type === 'composite') continue;
     let values: unknown[];
@@ -57,6 +76,10 @@ export function extractTokens(resource: AnyResource): PlainToken[] {
       for (const t of valueTokens(p.type, v)) {
         present = true;
         out.set(`${p.code}\u0000${t}`, { param: p.code, value: t });
+        if (band !== undefined && isBandable(t)) {
+          const b = bandedToken(band, t);
+          out.set(`${p.code}\u0000${b}`, { param: p.code, value: b });
+        }
       }
     }
     if (present) out.set(`${p.code}\u0000${PRESENT}`, { param: p.code, value: PRESENT });

@@ -9,6 +9,7 @@ import { isPatientScoped, patientPinParams } from './patient-scope.js';
 import { matchesAll, type Criterion } from './search-criteria.js';
 import { codings, stringParts } from './search-values.js';
 import type { SearchIndex } from './search-index.js';
+import { bandedToken, isBandable } from './search-tokens.js';
 import type { ParamExpression } from './param-expression.js';
 import { indexedParams, paramByUrl, type IndexedParam } from './search-params.js';
 import {
@@ -529,6 +530,25 @@ export class SearchService {
       ...(c.negate ? { negate: true } : {}),
       terms: c.terms.map((t) => ({ param: t.param, tokens: this.hashTerm(plan.resourceType, t, pins) })),
     }));
+    // A short string prefix matches many resources; its id-band tokens (id-bands.ts) let a page in id order
+    // read only the bands it reaches. Hashed per band when the repository asks, usually for two bands.
+    const bandable = conditions.findIndex(
+      (c) => !c.negate && c.terms.every((t) => t.tokens.length > 0 && t.tokens.every(isBandable)),
+    );
+    const banded =
+      bandable < 0
+        ? undefined
+        : {
+            condition: bandable,
+            tokens: (band: number) =>
+              conditions[bandable]!.terms.flatMap((t) =>
+                this.hashTerm(
+                  plan.resourceType,
+                  { param: t.param, tokens: t.tokens.map((x) => bandedToken(band, x)) },
+                  pins,
+                ),
+              ),
+          };
     return {
       plan: { ...plan, criteria },
       chains,
@@ -537,6 +557,7 @@ export class SearchService {
         resourceType: plan.resourceType,
         conditions: hashed,
         lastUpdated: plan.lastUpdated,
+        ...(banded ? { banded } : {}),
         ...(ids ? { ids } : {}),
         ...(links.length > 0 ? { links } : {}),
         ...(patientCompartment !== undefined ? { patientCompartment } : {}),
