@@ -235,7 +235,7 @@ export class ResourceRepository {
     const conditions = q.conditions.map((c, i) =>
       i === banded.condition ? { terms: [{ param: '', tokens: bands.flatMap((b) => banded.tokens(b)) }] } : c,
     );
-    const head = await this.readCandidates({ ...q, conditions });
+    const head = await this.readCandidates({ ...q, conditions }, { typeAsFilter: true });
     const rest = q.descending ? first - 1 : first + 2;
     if (head.length >= q.limit || rest <= 0 || rest >= ID_BANDS) return head;
     // The cursor lies in the near bands, so the bound of the rest replaces it.
@@ -248,8 +248,11 @@ export class ResourceRepository {
     return [...head, ...tail];
   }
 
-  private async readCandidates(q: CandidateQuery & { fromId?: string }): Promise<Candidate[]> {
-    const { where, params, p, widest } = candidateWhere(q);
+  private async readCandidates(
+    q: CandidateQuery & { fromId?: string },
+    opts: { typeAsFilter?: boolean } = {},
+  ): Promise<Candidate[]> {
+    const { where, params, p, widest } = candidateWhere(q, opts);
     if (q.fromId !== undefined) where.push(`r.id >= ${p(q.fromId)}`);
     if (q.afterId !== undefined) where.push(`r.id > ${p(q.afterId)}`);
     if (q.beforeId !== undefined) where.push(`r.id < ${p(q.beforeId)}`);
@@ -293,7 +296,7 @@ export class ResourceRepository {
     q: Omit<CandidateQuery, 'afterId' | 'beforeId' | 'descending'>,
     decryptUpTo = 0,
   ): Promise<{ id: string; json?: Buffer }[]> {
-    const { where, params, p } = candidateWhere(q);
+    const { where, params, p } = candidateWhere(q, { typeAsFilter: true });
     const { rows } = await this.sql.query<Pick<VersionRow, 'id' | 'version_id' | 'dek_id' | 'content'>>(
       `SELECT s.id, s.version_id, s.dek_id, CASE WHEN count(*) OVER () <= ${p(decryptUpTo)} THEN s.content END AS content
          FROM (SELECT r.id, r.version_id, r.dek_id, r.content FROM resource r
@@ -441,14 +444,23 @@ export class ResourceRepository {
 }
 
 /** The WHERE clauses of a candidate query (without its cursor), and the longest positive token list. */
-function candidateWhere(q: Omit<CandidateQuery, 'limit' | 'afterId' | 'beforeId' | 'descending'>): {
+function candidateWhere(
+  q: Omit<CandidateQuery, 'limit' | 'afterId' | 'beforeId' | 'descending'>,
+  opts: { typeAsFilter?: boolean } = {},
+): {
   where: string[];
   params: unknown[];
   p: (v: unknown) => string;
   widest: number;
 } {
   const params: unknown[] = [q.resourceType];
-  const where = ['r.resource_type = $1', 'NOT r.deleted'];
+  // Every token is bound to its type by its HMAC key, but the planner assumes the type and the tokens are
+  // independent: for a token it expects in a few hundred rows it ANDs in a bitmap of every row of the type
+  // from the primary key (10,005 Patients: 1.2 ms, against 0.05 ms for the token alone, at 100k
+  // resources). Where no ordered walk of the primary key can help (an unordered read, or the few rows of
+  // band tokens), the type is written so that it can only filter: the GIN index then reads alone.
+  const typeFilter = opts.typeAsFilter === true && q.conditions.some((c) => !c.negate);
+  const where = [typeFilter ? `(r.resource_type || '') = $1` : 'r.resource_type = $1', 'NOT r.deleted'];
   const p = (v: unknown) => `$${params.push(v)}`;
   if (q.ids) where.push(`r.id = ANY(${p([...q.ids])}::text[])`);
   if (q.patientCompartment !== undefined) {
