@@ -1,3 +1,4 @@
+import type { Bundle } from '@medplum/fhirtypes';
 import type { ResourceRepository } from '../store/resource.repository.js';
 import type { BundleService } from './bundle.service.js';
 import type { CapabilityService } from './capability.service.js';
@@ -10,7 +11,7 @@ import type { RequestContext } from './request-context.js';
 import type { ResourceService } from './resource.service.js';
 import type { SearchService } from '../search/search.service.js';
 import { preferReturn, readResponse, versionHeaders, writeResponse } from './responses.js';
-import { parseSubset } from './subset.js';
+import { parseSubset, subsetSearchset } from './subset.js';
 import { validationIssues } from './validator.js';
 
 /**
@@ -47,7 +48,7 @@ export class FhirEngine {
           body: await this.bundles.process(ctx, req.body, req.headers.prefer),
         };
       // System-level search (R4 http.html#search): GET [base]?_type=...
-      if (m === 'GET') return json(await this.searches.searchSystem(ctx, req.query, repo));
+      if (m === 'GET') return this.searchset(req.query, () => this.searches.searchSystem(ctx, req.query, repo));
       return notAllowed(['GET', 'POST']);
     }
     if (a === 'metadata' && parts.length === 1) {
@@ -71,14 +72,8 @@ export class FhirEngine {
             preferReturn(req.headers.prefer),
           );
         case 'GET':
-          return json(
-            await this.searches.search(
-              ctx,
-              type,
-              req.query,
-              strictHandling(req.headers.prefer),
-              repo ? { repo } : {},
-            ),
+          return this.searchset(req.query, () =>
+            this.searches.search(ctx, type, req.query, strictHandling(req.headers.prefer), repo ? { repo } : {}),
           );
         // On the type, PUT, PATCH and DELETE are the conditional interactions (R4 http.html#cond-update,
         // #patch, #3.1.0.7.1); their search parameters are the URL's query.
@@ -130,14 +125,8 @@ export class FhirEngine {
       for (const [k, v] of Object.entries((req.body ?? {}) as Record<string, string | string[]>)) {
         (query[k] ??= []).push(...(Array.isArray(v) ? v : [v]));
       }
-      return json(
-        await this.searches.search(
-          ctx,
-          type,
-          query,
-          strictHandling(req.headers.prefer),
-          repo ? { repo } : {},
-        ),
+      return this.searchset(query, () =>
+        this.searches.search(ctx, type, query, strictHandling(req.headers.prefer), repo ? { repo } : {}),
       );
     }
     const id = b;
@@ -190,8 +179,8 @@ export class FhirEngine {
     }
     if (c !== undefined && d === undefined && m === 'GET' && this.defs.resourceTypes.has(c)) {
       // Compartment search, GET [compartment type]/[id]/[type] (R4 http.html#search, compartmentdefinition.html).
-      return json(
-        await this.searches.search(ctx, c, req.query, strictHandling(req.headers.prefer), {
+      return this.searchset(req.query, () =>
+        this.searches.search(ctx, c, req.query, strictHandling(req.headers.prefer), {
           compartment: { type, id },
           ...(repo ? { repo } : {}),
         }),
@@ -210,6 +199,12 @@ export class FhirEngine {
    * Conditional create (R4 http.html#ccreate). A match answers 200 with the existing resource, its ETag and
    * Location, exactly as a read of it would, and writes nothing.
    */
+  /** A searchset response, with _summary and _elements applied (checked before the search runs). */
+  private async searchset(query: Record<string, string[]>, run: () => Promise<Bundle>): Promise<FhirResponse> {
+    const subset = parseSubset(query);
+    return json(subsetSearchset(this.defs, await run(), subset));
+  }
+
   private async conditionalCreate(
     ctx: RequestContext,
     type: string,

@@ -57,6 +57,43 @@ describe('read options', () => {
     ).rejects.toMatchObject({ status: 400 });
   });
 
+  it('_summary and _elements subset the matches of a search; includes only under _summary', async () => {
+    const pat = {
+      resourceType: 'Patient',
+      text: { status: 'generated', div: '<div xmlns="http://www.w3.org/1999/xhtml">y</div>' },
+      name: [{ family: 'Subsetsearch' }],
+      photo: [{ contentType: 'image/png' }],
+      gender: 'female',
+    };
+    const pid = json((await engine.handle(ctx, req('POST', 'Patient', { body: pat }))).body).id as string;
+    const obs = {
+      resourceType: 'Observation',
+      status: 'final',
+      code: { text: 'weight' },
+      subject: { reference: `Patient/${pid}` },
+      note: [{ text: 'no summary element' }],
+    };
+    await engine.handle(ctx, req('POST', 'Observation', { body: obs }));
+    const search = async (query: Record<string, string[]>) =>
+      (await engine.handle(ctx, req('GET', 'Patient', { query: { family: ['subsetsearch'], ...query } })))
+        .body as { entry: { resource: Record<string, any>; search: { mode: string } }[] };
+    const rev = { _revinclude: ['Observation:subject'] };
+    const elements = await search({ _elements: ['gender'], ...rev });
+    const match = elements.entry.find((e) => e.search.mode === 'match')!.resource;
+    expect(Object.keys(match).sort()).toEqual(['gender', 'id', 'meta', 'resourceType']);
+    expect(match.meta.tag).toContainEqual(expect.objectContaining({ code: 'SUBSETTED' }));
+    const included = elements.entry.find((e) => e.search.mode === 'include')!.resource;
+    expect(included.note).toBeDefined();
+    const summary = await search({ _summary: ['true'], ...rev });
+    expect(summary.entry.find((e) => e.search.mode === 'match')!.resource.photo).toBeUndefined();
+    const inc = summary.entry.find((e) => e.search.mode === 'include')!.resource;
+    expect(inc.note).toBeUndefined();
+    expect(inc.status).toBe('final');
+    const whole = await search({});
+    expect(whole.entry[0]!.resource.photo).toBeDefined();
+    await expect(search({ _summary: ['nope'] })).rejects.toMatchObject({ status: 400 });
+  });
+
   it('answers If-None-Match with 304 and honours Prefer', async () => {
     const body = { resourceType: 'Organization', name: 'O' };
     const minimal = await engine.handle(

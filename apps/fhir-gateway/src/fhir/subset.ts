@@ -1,3 +1,4 @@
+import type { Bundle } from '@medplum/fhirtypes';
 import type { R4Definitions } from './definitions.js';
 import { FhirError } from './outcomes.js';
 import type { AnyResource } from './resource-json.js';
@@ -60,6 +61,23 @@ export function subsetResource(defs: R4Definitions, resource: AnyResource, s: Su
   const meta = (out.meta ?? {}) as { tag?: unknown[] };
   out.meta = { ...meta, tag: [...(meta.tag ?? []), SUBSETTED] };
   return out as AnyResource;
+}
+
+/**
+ * _summary and _elements on a searchset (R4 search.html#summary, #elements). _elements names elements of the
+ * searched type, so it subsets the matches and leaves included resources whole (as HAPI does); _summary
+ * subsets every resource of the page. Outcome entries stay as they are.
+ */
+export function subsetSearchset(defs: R4Definitions, bundle: Bundle, s: SubsetRequest): Bundle {
+  if (!needsSubset(s) || s.summary === 'count' || !bundle.entry) return bundle;
+  const forIncludes: SubsetRequest = s.summary !== undefined ? { summary: s.summary } : {};
+  bundle.entry = bundle.entry.map((e) => {
+    const mode = e.search?.mode;
+    const apply = mode === 'match' ? s : mode === 'include' ? forIncludes : undefined;
+    if (!e.resource || !apply || !needsSubset(apply)) return e;
+    return { ...e, resource: subsetResource(defs, e.resource as AnyResource, apply) as typeof e.resource };
+  });
+  return bundle;
 }
 
 function choiceBase(key: string): string {
