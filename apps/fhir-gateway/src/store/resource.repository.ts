@@ -252,6 +252,8 @@ export class ResourceRepository {
     q: CandidateQuery & { fromId?: string },
     opts: { typeAsFilter?: boolean } = {},
   ): Promise<Candidate[]> {
+    if (q.links?.length === 1 && q.conditions.length === 0 && !q.ids && q.patientCompartment === undefined)
+      if (q.lastUpdated.length === 0 && q.fromId === undefined) return this.linkedCandidates(q, q.links[0]!);
     const { where, params, p, widest } = candidateWhere(q, opts);
     if (q.fromId !== undefined) where.push(`r.id >= ${p(q.fromId)}`);
     if (q.afterId !== undefined) where.push(`r.id > ${p(q.afterId)}`);
@@ -276,6 +278,44 @@ export class ResourceRepository {
             ORDER BY r.id ${order} LIMIT ${limit}`;
     const { rows } = await this.sql.query<Pick<VersionRow, 'id' | 'version_id' | 'dek_id' | 'content'>>(
       sql,
+      params,
+    );
+    return Promise.all(
+      rows.map(async (r) => ({
+        id: r.id,
+        json: await this.open(q.resourceType, r.id, r.version_id, r.dek_id, r.content),
+      })),
+    );
+  }
+
+  /**
+   * Candidates whose only index condition is one link list (a chain that is the search's only condition):
+   * the page's ids come from the link table alone, in order, and only those rows are read. Before, every
+   * linking row of resource was visited to test `deleted` (1,805 rows for 294 target Patients at 100k
+   * resources) and then sorted. Nothing is lost: resource_reference holds the links of current versions
+   * only, since write() removes a resource's links in the statement that deletes it. The link table's ids
+   * are ordered as resource.id is (byte order, migration 0005).
+   */
+  private async linkedCandidates(
+    q: CandidateQuery,
+    targets: readonly { type: string; id: string }[],
+  ): Promise<Candidate[]> {
+    const params: unknown[] = [q.resourceType, targets.map((t) => t.type), targets.map((t) => t.id), q.limit];
+    const order = q.descending ? 'DESC' : 'ASC';
+    const cursor =
+      q.afterId !== undefined
+        ? `AND rr.id COLLATE "C" > $${params.push(q.afterId)}`
+        : q.beforeId !== undefined
+          ? `AND rr.id COLLATE "C" < $${params.push(q.beforeId)}`
+          : '';
+    const { rows } = await this.sql.query<Pick<VersionRow, 'id' | 'version_id' | 'dek_id' | 'content'>>(
+      `SELECT r.id, r.version_id, r.dek_id, r.content FROM resource r
+        WHERE r.resource_type = $1 AND NOT r.deleted AND r.id = ANY(ARRAY(
+          SELECT DISTINCT rr.id COLLATE "C" AS id FROM resource_reference rr
+           WHERE rr.resource_type = $1 AND (rr.target_type, rr.target_id) IN (SELECT * FROM unnest($2::text[], $3::text[]))
+             ${cursor}
+           ORDER BY 1 ${order} LIMIT $4))
+        ORDER BY r.id ${order} LIMIT $4`,
       params,
     );
     return Promise.all(
