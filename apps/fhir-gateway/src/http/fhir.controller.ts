@@ -5,6 +5,7 @@ import type { FhirEngine } from '../fhir/fhir-engine.js';
 import type { FhirRequest, FhirResponse, HttpMethod } from '../fhir/fhir-types.js';
 import type { RequestContext } from '../fhir/request-context.js';
 import { FhirError } from '../fhir/outcomes.js';
+import { serializeBody } from '../fhir/stored-json.js';
 
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
 const PUBLIC_CONTEXT: RequestContext = {
@@ -76,7 +77,7 @@ export class FhirController {
     }
     void reply
       .header('content-type', FHIR_JSON)
-      .send(res.body instanceof Buffer ? res.body : JSON.stringify(res.body));
+      .send(res.body instanceof Buffer ? res.body : serializeBody(res.body));
   }
 }
 

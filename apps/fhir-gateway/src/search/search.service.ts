@@ -3,6 +3,7 @@ import { normalizeSearchString } from '#crypto';
 import { FhirError } from '../fhir/outcomes.js';
 import type { RequestContext } from '../fhir/request-context.js';
 import { parseReference, type AnyResource } from '../fhir/resource-json.js';
+import { parseStored } from '../fhir/stored-json.js';
 import type { Candidate, CandidateQuery, ResourceRepository } from '../store/resource.repository.js';
 import type { ResourceStore } from '../store/resource.store.js';
 import { isPatientScoped, patientPinParams } from './patient-scope.js';
@@ -635,7 +636,7 @@ export class SearchService {
           const resource = decided[i];
           if (resource) yield resource;
         } else {
-          const resource = JSON.parse(v.json.toString('utf8')) as AnyResource;
+          const resource = parseStored(v.json);
           if (matchesAll(resource, prep.plan.criteria)) yield resource;
         }
         if (from.progress?.budget !== undefined && scanned >= from.progress.budget) {
@@ -653,7 +654,7 @@ export class SearchService {
     repo: ResourceRepository,
   ): Promise<(AnyResource | undefined)[]> {
     const out = batch.map((v) => {
-      const r = JSON.parse(v.json.toString('utf8')) as AnyResource;
+      const r = parseStored(v.json);
       return matchesAll(r, prep.plan.criteria) ? r : undefined;
     });
     if (prep.chains.length === 0) return out;
@@ -892,7 +893,7 @@ export class SearchService {
     }
     for (const [type, ids] of wanted) {
       for (const v of await repo.readCurrentMany(type, [...ids]))
-        add(JSON.parse(v.json!.toString('utf8')) as AnyResource);
+        add(parseStored(v.json!));
     }
   }
 
