@@ -48,7 +48,8 @@ export class FhirEngine {
           body: await this.bundles.process(ctx, req.body, req.headers.prefer),
         };
       // System-level search (R4 http.html#search): GET [base]?_type=...
-      if (m === 'GET') return this.searchset(req.query, () => this.searches.searchSystem(ctx, req.query, repo));
+      if (m === 'GET')
+        return this.searchset(req.query, () => this.searches.searchSystem(ctx, req.query, repo));
       return notAllowed(['GET', 'POST']);
     }
     if (a === 'metadata' && parts.length === 1) {
@@ -73,7 +74,13 @@ export class FhirEngine {
           );
         case 'GET':
           return this.searchset(req.query, () =>
-            this.searches.search(ctx, type, req.query, strictHandling(req.headers.prefer), repo ? { repo } : {}),
+            this.searches.search(
+              ctx,
+              type,
+              req.query,
+              strictHandling(req.headers.prefer),
+              repo ? { repo } : {},
+            ),
           );
         // On the type, PUT, PATCH and DELETE are the conditional interactions (R4 http.html#cond-update,
         // #patch, #3.1.0.7.1); their search parameters are the URL's query.
@@ -200,7 +207,10 @@ export class FhirEngine {
    * Location, exactly as a read of it would, and writes nothing.
    */
   /** A searchset response, with _summary and _elements applied (checked before the search runs). */
-  private async searchset(query: Record<string, string[]>, run: () => Promise<Bundle>): Promise<FhirResponse> {
+  private async searchset(
+    query: Record<string, string[]>,
+    run: () => Promise<Bundle>,
+  ): Promise<FhirResponse> {
     const subset = parseSubset(query);
     return json(subsetSearchset(this.defs, await run(), subset));
   }

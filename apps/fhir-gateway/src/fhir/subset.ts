@@ -75,7 +75,7 @@ export function subsetSearchset(defs: R4Definitions, bundle: Bundle, s: SubsetRe
     const mode = e.search?.mode;
     const apply = mode === 'match' ? s : mode === 'include' ? forIncludes : undefined;
     if (!e.resource || !apply || !needsSubset(apply)) return e;
-    return { ...e, resource: subsetResource(defs, e.resource as AnyResource, apply) as typeof e.resource };
+    return { ...e, resource: subsetResource(defs, e.resource as AnyResource, apply) };
   });
   return bundle;
 }

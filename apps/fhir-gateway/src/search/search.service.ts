@@ -892,8 +892,7 @@ export class SearchService {
       }
     }
     for (const [type, ids] of wanted) {
-      for (const v of await repo.readCurrentMany(type, [...ids]))
-        add(parseStored(v.json!));
+      for (const v of await repo.readCurrentMany(type, [...ids])) add(parseStored(v.json!));
     }
   }
 
