@@ -25,6 +25,7 @@ import {
   type Disagreement,
   type Res,
 } from '../../../../test/support/fhirpath-equivalence.js';
+import { ParamExpression } from './param-expression.js';
 import { indexedParams } from './search-params.js';
 
 /** Resources per type: enough for every choice type, reference kind and extension mode to occur. */
@@ -150,6 +151,36 @@ describe('corrections to Medplum, each on a minimal input', () => {
       compareResource(r, tally);
       expect(tally.disagreements.filter((d) => d.code === 'patient')).toEqual([]);
     }
+  });
+
+  it('reads a plain member path directly, as fhirpath.js navigates it (N1 §5.1, §5.2)', () => {
+    const patient: Res = {
+      resourceType: 'Patient',
+      id: 'p',
+      name: [
+        { family: 'Ng', given: ['A', null, 'C'], _given: [null, { extension: [] }, null] },
+        { text: 'x' },
+      ],
+      _birthDate: { extension: [{ url: 'http://example.org/x', valueString: 'unknown' }] },
+      deceasedBoolean: false,
+    };
+    const given = indexedParams('Patient').get('given')!.expr;
+    expect(given.evaluate(patient)).toEqual(['A', 'C']);
+    expect((given as unknown as { path: unknown }).path).toMatchObject({ steps: ['name', 'given'] });
+    expect(indexedParams('Patient').get('birthdate')!.expr.evaluate(patient)).toEqual([]);
+    // A choice element is no plain path: effective[x] is read through the evaluator.
+    const effective = new ParamExpression('Observation.effective', 'date');
+    const obs: Res = { resourceType: 'Observation', id: 'o', effectiveDateTime: '2020-01-02' };
+    expect(effective.evaluate(obs)).toEqual(['2020-01-02']);
+    expect((effective as unknown as { path: unknown }).path).toBeNull();
+    expect(
+      indexedParams('Patient')
+        .get('family')!
+        .expr.evaluate({ resourceType: 'Person', name: [{ family: 'Ng' }] }),
+    ).toEqual([]);
+    const tally = newTally();
+    compareResource(patient, tally);
+    expect(tally.disagreements).toEqual([]);
   });
 
   it('%resource in a composite component (MolecularSequence coordinates)', () => {

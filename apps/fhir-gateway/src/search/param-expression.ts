@@ -1,5 +1,6 @@
 import {
   evalFhirPathTyped,
+  getElementDefinitionForPath,
   isPrimitiveType,
   isResourceType,
   parseFhirPath,
@@ -32,6 +33,8 @@ export class ParamExpression {
   /** The whole expression parsed, as Medplum would evaluate it. */
   readonly atom: FhirPathAtom;
   private readonly branches: Branch[] | undefined;
+  /** For a plain path of single-typed elements ("Patient.name.family"): its type and steps. */
+  private path: PlainPath | null | undefined;
 
   constructor(
     readonly text: string,
@@ -45,6 +48,8 @@ export class ParamExpression {
 
   /** The values the expression yields on a resource (or, for composite components, on an element of it). */
   evaluate(input: unknown, resource: unknown = input): unknown[] {
+    this.path ??= plainPath(this.text);
+    if (this.path) return walk(input, this.path);
     const focus = [toTypedValue(input)];
     const root = resource === input ? focus[0]! : toTypedValue(resource);
     // %resource is the resource that holds the node evaluated (FHIR R4 fhirpath.html#vars); composite
@@ -69,6 +74,60 @@ export class ParamExpression {
     }
     return out;
   }
+}
+
+/**
+ * A path of member names from a resource type, every element of one type and none a choice
+ * ("Observation.value" is value[x]) or a step through a primitive (whose extensions live in "_name"): then
+ * FHIRPath's member navigation (N1 §5.1, §5.2) is reading those JSON properties and flattening arrays, and
+ * a primitive without a value is skipped as hasValue() skips it. This is the form of most search
+ * parameters, and reading it directly is several times cheaper than building typed values for the
+ * evaluator (the re-check of a page of 20 Patients was 9% of the gateway's CPU). The equivalence test
+ * (test/support/fhirpath-equivalence.ts) compares this path with fhirpath.js like every other.
+ * null: not such a path (or the definitions are not loaded), evaluate normally.
+ */
+interface PlainPath {
+  type: string;
+  steps: string[];
+  /** The last step is a primitive type: an object there is no value (hasValue). */
+  primitive: boolean;
+}
+
+function plainPath(text: string): PlainPath | null {
+  const m = /^([A-Z][A-Za-z]+)((?:\.[a-z][A-Za-z0-9]*)+)$/.exec(text.trim());
+  if (!m || !isResourceType(m[1]!)) return null;
+  const steps = m[2]!.slice(1).split('.');
+  let primitive = false;
+  for (let i = 1; i <= steps.length; i++) {
+    let el;
+    try {
+      el = getElementDefinitionForPath(m[1]!, steps.slice(0, i).join('.'));
+    } catch {
+      return null; // several types: a choice element
+    }
+    const code = el?.type.length === 1 ? el.type[0]!.code : undefined;
+    if (!el || !code || el.path.endsWith('[x]')) return null;
+    primitive = isPrimitiveType(code);
+    if (i < steps.length && primitive) return null;
+  }
+  return { type: m[1]!, steps, primitive };
+}
+
+function walk(input: unknown, path: PlainPath): unknown[] {
+  if ((input as { resourceType?: unknown } | null)?.resourceType !== path.type) return [];
+  let items: unknown[] = [input];
+  for (const step of path.steps) {
+    const next: unknown[] = [];
+    for (const item of items) {
+      const v = (item as Record<string, unknown>)[step];
+      if (Array.isArray(v)) {
+        for (const x of v) if (x !== null && x !== undefined) next.push(x);
+      } else if (v !== null && v !== undefined) next.push(v);
+    }
+    if (next.length === 0) return next;
+    items = next;
+  }
+  return path.primitive ? items.filter((x) => typeof x !== 'object') : items;
 }
 
 /** uri and its specialisations in the R4 datatypes (each StructureDefinition's baseDefinition is uri). */
