@@ -101,7 +101,7 @@ function plainPath(text: string): PlainPath | null {
   for (let i = 1; i <= steps.length; i++) {
     let el;
     try {
-      el = getElementDefinitionForPath(m[1]!, steps.slice(0, i).join('.'));
+      el = getElementDefinitionForPath(m[1], steps.slice(0, i).join('.'));
     } catch {
       return null; // several types: a choice element
     }
@@ -110,7 +110,7 @@ function plainPath(text: string): PlainPath | null {
     primitive = isPrimitiveType(code);
     if (i < steps.length && primitive) return null;
   }
-  return { type: m[1]!, steps, primitive };
+  return { type: m[1], steps, primitive };
 }
 
 function walk(input: unknown, path: PlainPath): unknown[] {
