@@ -962,6 +962,39 @@ describe('references as resolve() reads them (param-expression.ts, FHIR R4 fhirp
   });
 });
 
+describe('very long token lists (candidateWhere chunks)', () => {
+  it('reads a list of thousands of tokens in chunks, ANDed with a short condition, as the short list', async () => {
+    const made: string[] = [];
+    for (const [i, gender] of ['female', 'male', 'female', 'female'].entries())
+      made.push(
+        await create(`chunk${i}`, { resourceType: 'Patient', gender, name: [{ family: `Chunkwise${i}` }] }),
+      );
+    const index = new SearchIndex(storage.store.keys);
+    await index.ready();
+    const family = made.map((_, i) => index.hash('Patient', 'family', `x|Chunkwise${i}`));
+    // Tokens nothing carries, around the real ones: 2,500 in all, so several chunks.
+    const noise = Array.from({ length: 2496 }, (_, i) => index.hash('Patient', 'family', `x|none${i}`));
+    const query = (tokens: string[]) => ({
+      resourceType: 'Patient',
+      conditions: [
+        { terms: [{ param: 'family', tokens }] },
+        { terms: [{ param: 'gender', tokens: [index.hash('Patient', 'gender', 'c|female')] }] },
+      ],
+      lastUpdated: [],
+      limit: 50,
+    });
+    const ids = async (tokens: string[]) =>
+      (await storage.store.repo.searchCandidates(query(tokens))).map((c) => c.id);
+    const expected = [made[0]!, made[2]!, made[3]!].sort();
+    expect(await ids(family)).toEqual(expected);
+    expect(await ids([...noise.slice(0, 1200), ...family, ...noise.slice(1200)])).toEqual(expected);
+    const sql = vi.spyOn(storage.db, 'query');
+    await ids([...noise, ...family]);
+    expect(sql.mock.calls.some(([text]) => text.includes('UNION ALL'))).toBe(true);
+    sql.mockRestore();
+  });
+});
+
 describe('id bands (id-bands.ts)', () => {
   it('pages a short prefix in id order across every band, forward and back, with ids at the band edges', async () => {
     // One matching Patient per id character (the band edges among them: "-", ".", "0", "9", "A", "Z",

@@ -49,6 +49,8 @@ interface VersionRow {
 
 /** Conditions with more tokens than this are resolved through the GIN index before ordering (see below). */
 const FENCE_TOKENS = 64;
+/** Token lists longer than this are read in chunks of this many (candidateWhere). */
+const CHUNK_TOKENS = 1000;
 
 /** A search candidate: a current, not deleted resource of the searched type, decrypted. */
 export interface Candidate {
@@ -213,7 +215,7 @@ export class ResourceRepository {
    * narrowed by blind-index conditions whose tokens are hex HMACs. A superset: callers re-check each one.
    */
   async searchCandidates(q: CandidateQuery): Promise<Candidate[]> {
-    if (q.banded && candidateWhere(q).widest <= FENCE_TOKENS) return this.bandedCandidates(q, q.banded);
+    if (q.banded && widestList(q) <= FENCE_TOKENS) return this.bandedCandidates(q, q.banded);
     return this.readCandidates(q);
   }
 
@@ -254,7 +256,9 @@ export class ResourceRepository {
   ): Promise<Candidate[]> {
     if (q.links?.length === 1 && q.conditions.length === 0 && !q.ids && q.patientCompartment === undefined)
       if (q.lastUpdated.length === 0 && q.fromId === undefined) return this.linkedCandidates(q, q.links[0]!);
-    const { where, params, p, widest } = candidateWhere(q, opts);
+    // A long list's ids are collected unordered (below), where the type can only filter.
+    const fenced = widestList(q) > FENCE_TOKENS;
+    const { where, params, p } = candidateWhere(q, fenced ? { typeAsFilter: true } : opts);
     if (q.fromId !== undefined) where.push(`r.id >= ${p(q.fromId)}`);
     if (q.afterId !== undefined) where.push(`r.id > ${p(q.afterId)}`);
     if (q.beforeId !== undefined) where.push(`r.id < ${p(q.beforeId)}`);
@@ -268,13 +272,12 @@ export class ResourceRepository {
     // primary key. (Joining the collected ids back instead let the planner, still over-estimating them,
     // choose a merge join along the whole primary key: 15,000 rows read for a page of 21, 15 ms.)
     const limit = p(q.limit);
-    const sql =
-      widest > FENCE_TOKENS
-        ? `WITH c AS MATERIALIZED (SELECT r.id FROM resource r WHERE ${where.join(' AND ')})
+    const sql = fenced
+      ? `WITH c AS MATERIALIZED (SELECT r.id FROM resource r WHERE ${where.join(' AND ')})
            SELECT ${columns} FROM resource r
             WHERE r.resource_type = $1 AND r.id = ANY(ARRAY(SELECT c.id FROM c ORDER BY c.id ${order} LIMIT ${limit}))
             ORDER BY r.id ${order} LIMIT ${limit}`
-        : `SELECT ${columns} FROM resource r WHERE ${where.join(' AND ')}
+      : `SELECT ${columns} FROM resource r WHERE ${where.join(' AND ')}
             ORDER BY r.id ${order} LIMIT ${limit}`;
     const { rows } = await this.sql.query<Pick<VersionRow, 'id' | 'version_id' | 'dek_id' | 'content'>>(
       sql,
@@ -483,6 +486,19 @@ export class ResourceRepository {
   }
 }
 
+/** The longest list of a query: its longest positive token condition or link list (before de-duplication). */
+function widestList(q: Pick<CandidateQuery, 'conditions' | 'links'>): number {
+  let widest = 0;
+  for (const c of q.conditions)
+    if (!c.negate)
+      widest = Math.max(
+        widest,
+        c.terms.reduce((n, t) => n + t.tokens.length, 0),
+      );
+  for (const l of q.links ?? []) widest = Math.max(widest, l.length);
+  return widest;
+}
+
 /** The WHERE clauses of a candidate query (without its cursor), and the longest positive token list. */
 function candidateWhere(
   q: Omit<CandidateQuery, 'limit' | 'afterId' | 'beforeId' | 'descending'>,
@@ -491,7 +507,6 @@ function candidateWhere(
   where: string[];
   params: unknown[];
   p: (v: unknown) => string;
-  widest: number;
 } {
   const params: unknown[] = [q.resourceType];
   // Every token is bound to its type by its HMAC key, but the planner assumes the type and the tokens are
@@ -514,11 +529,9 @@ function candidateWhere(
       where.push(`r.last_updated >= ${p(c.start)} AND r.last_updated < ${p(c.end)}`);
     else where.push(`r.last_updated ${c.op} ${p(c.start)}`);
   }
-  let widest = 0;
   // A link condition is a semi-join on resource_reference, read through its primary key (type, id, ...)
   // or, from the targets, through (target_type, target_id); a long list is fenced like a long token list.
   for (const targets of q.links ?? []) {
-    widest = Math.max(widest, targets.length);
     where.push(`EXISTS (SELECT 1 FROM resource_reference rr WHERE rr.resource_type = $1 AND rr.id = r.id
       AND (rr.target_type, rr.target_id) IN (SELECT * FROM unnest(${p(targets.map((t) => t.type))}::text[],
       ${p(targets.map((t) => t.id))}::text[])))`);
@@ -529,30 +542,30 @@ function candidateWhere(
   const long: string[][] = [];
   for (const c of q.conditions) {
     const tokens = [...new Set(c.terms.flatMap((t) => t.tokens.map(tokenToInt64)))];
-    if (!c.negate) widest = Math.max(widest, tokens.length);
     if (c.negate) where.push(`NOT (coalesce(r.search_tokens, '{}') && ${p(tokens)}::bigint[])`);
-    else if (tokens.length <= FENCE_TOKENS) short.push(p(tokens));
+    else if (tokens.length <= CHUNK_TOKENS) short.push(p(tokens));
     else long.push(tokens);
   }
   for (const param of short) where.push(`r.search_tokens && ${param}::bigint[]`);
-  // A long list (a chain's references, a wide date cover) is never left to the planner as one overlap.
-  // Postgres estimates it as unselective and tests it row by row, and && compares every pair of elements:
-  // with a common second condition (status=final) that was 60,000 rows x 294 tokens, 1.8 s at 100k
-  // resources. Chunks of FENCE_TOKENS are each estimated as selective and read through the GIN index,
-  // with the short conditions beside them (cheap on the few rows a chunk finds), and without the type
-  // (which made Postgres AND in a bitmap of every row of the type): 1.8 s became about 20 ms. Another
-  // type's row with a colliding token is only a candidate, removed by the type condition above.
+  // A very long list (a chain over thousands of targets) is read in chunks through the GIN index, with the
+  // short conditions beside each: as one overlap, Postgres could estimate it unselective and test it row
+  // by row, and && compares every pair of elements (with status=final, 60,000 rows x 294 tokens took
+  // 1.8 s under the default statistics target). Since migration 0006 the planner estimates a list of
+  // hundreds of tokens close to its true size and reads it through the index together with the other
+  // conditions, which is faster than chunks (at 100k resources, a chain's 294 tokens: 3.1 ms against
+  // 4.1 ms with a date, 6.9 ms against 14.1 ms with status=final; 704 and 960 tokens: 30 and 15 ms
+  // against 54 and 40 ms); so only lists beyond CHUNK_TOKENS are chunked.
   const also = short.map((param) => ` AND t.search_tokens && ${param}::bigint[]`).join('');
   for (const tokens of long) {
     const chunks: string[] = [];
-    for (let i = 0; i < tokens.length; i += FENCE_TOKENS) {
+    for (let i = 0; i < tokens.length; i += CHUNK_TOKENS) {
       chunks.push(
-        `SELECT t.id FROM resource t WHERE t.search_tokens && ${p(tokens.slice(i, i + FENCE_TOKENS))}::bigint[]${also}`,
+        `SELECT t.id FROM resource t WHERE t.search_tokens && ${p(tokens.slice(i, i + CHUNK_TOKENS))}::bigint[]${also}`,
       );
     }
     where.push(`r.id = ANY(ARRAY(${chunks.join(' UNION ALL ')}))`);
   }
-  return { where, params, p, widest };
+  return { where, params, p };
 }
 
 export function aadFor(resourceType: string, id: string, versionId: number): string {
