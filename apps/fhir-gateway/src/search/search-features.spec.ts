@@ -51,6 +51,28 @@ function namesOf(bundle: any, mode: string): string[] {
 }
 
 const set = async (type: string, qs: string) => (await search(type, qs)).names.sort();
+
+/** Ids of every page of a search, forward through its next links, then back through its previous links. */
+async function walkBothWays(type: string, qs: string): Promise<{ forward: string[]; back: string[] }> {
+  const idsOf = (b: any): string[] => (b.entry ?? []).map((e: any) => e.resource.id);
+  const forward: string[] = [];
+  let last: any;
+  for (let q: string | undefined = qs; q !== undefined;) {
+    const { bundle } = await search(type, q);
+    last = bundle;
+    forward.push(...idsOf(bundle));
+    const next = bundle.link.find((l: any) => l.relation === 'next');
+    q = next ? new URL(next.url).search.slice(1) : undefined;
+  }
+  const back = idsOf(last);
+  for (let prev = last.link.find((l: any) => l.relation === 'previous'); prev;) {
+    const { bundle } = await search(type, new URL(prev.url).search.slice(1));
+    back.unshift(...idsOf(bundle));
+    prev = bundle.link.find((l: any) => l.relation === 'previous');
+  }
+  return { forward, back };
+}
+
 /** Values of observations are indexed per patient (patient-scope.ts): these searches name both patients. */
 const both = () => `Patient/${ids.ann},Patient/${ids.ben}`;
 
@@ -647,25 +669,9 @@ describe('long token lists', () => {
         }),
       );
     }
-    const walked: string[] = [];
-    let qs = 'subject:Patient.family=manyfold&_count=25';
-    let last: any;
-    for (;;) {
-      const { bundle } = await search('Observation', qs);
-      last = bundle;
-      walked.push(...(bundle.entry ?? []).map((e: any) => e.resource.id));
-      const next = bundle.link.find((l: any) => l.relation === 'next');
-      if (!next) break;
-      qs = new URL(next.url).search.slice(1);
-    }
-    expect(walked).toEqual([...made].sort());
+    const { forward, back } = await walkBothWays('Observation', 'subject:Patient.family=manyfold&_count=25');
+    expect(forward).toEqual([...made].sort());
     // And back again through the previous links (the long token list read in descending id order).
-    const back: string[] = (last.entry ?? []).map((e: any) => e.resource.id);
-    for (let prev = last.link.find((l: any) => l.relation === 'previous'); prev;) {
-      const { bundle } = await search('Observation', new URL(prev.url).search.slice(1));
-      back.unshift(...(bundle.entry ?? []).map((e: any) => e.resource.id));
-      prev = bundle.link.find((l: any) => l.relation === 'previous');
-    }
     expect(back).toEqual([...made].sort());
   });
 });
@@ -1020,24 +1026,8 @@ describe('id bands (id-bands.ts)', () => {
     // JavaScript's order of ASCII ids is byte order, which resource.id keeps (migration 0005).
     const expected = [...made].sort();
     const spy = vi.spyOn(ResourceRepository.prototype, 'searchCandidates');
-    const walked: string[] = [];
-    let qs = 'family=ban&_count=5';
-    let last: any;
-    for (;;) {
-      const { bundle } = await search('Patient', qs);
-      last = bundle;
-      walked.push(...(bundle.entry ?? []).map((e: any) => e.resource.id));
-      const next = bundle.link.find((l: any) => l.relation === 'next');
-      if (!next) break;
-      qs = new URL(next.url).search.slice(1);
-    }
-    expect(walked).toEqual(expected);
-    const back: string[] = (last.entry ?? []).map((e: any) => e.resource.id);
-    for (let prev = last.link.find((l: any) => l.relation === 'previous'); prev;) {
-      const { bundle } = await search('Patient', new URL(prev.url).search.slice(1));
-      back.unshift(...(bundle.entry ?? []).map((e: any) => e.resource.id));
-      prev = bundle.link.find((l: any) => l.relation === 'previous');
-    }
+    const { forward, back } = await walkBothWays('Patient', 'family=ban&_count=5');
+    expect(forward).toEqual(expected);
     expect(back).toEqual(expected);
     // The pages went through the band tokens ("ban" is 3 characters; "bandol" has none of its own).
     expect(spy.mock.calls.length).toBeGreaterThan(10);
