@@ -283,12 +283,7 @@ export class ResourceRepository {
       sql,
       params,
     );
-    return Promise.all(
-      rows.map(async (r) => ({
-        id: r.id,
-        json: await this.open(q.resourceType, r.id, r.version_id, r.dek_id, r.content),
-      })),
-    );
+    return this.openAll(q.resourceType, rows);
   }
 
   /**
@@ -321,10 +316,17 @@ export class ResourceRepository {
         ORDER BY r.id ${order} LIMIT $4`,
       params,
     );
+    return this.openAll(q.resourceType, rows);
+  }
+
+  private openAll(
+    type: string,
+    rows: readonly Pick<VersionRow, 'id' | 'version_id' | 'dek_id' | 'content'>[],
+  ): Promise<Candidate[]> {
     return Promise.all(
       rows.map(async (r) => ({
         id: r.id,
-        json: await this.open(q.resourceType, r.id, r.version_id, r.dek_id, r.content),
+        json: await this.open(type, r.id, r.version_id, r.dek_id, r.content),
       })),
     );
   }
