@@ -202,10 +202,6 @@ export class FhirEngine {
     throw new FhirError('not-found', 'no such FHIR endpoint');
   }
 
-  /**
-   * Conditional create (R4 http.html#ccreate). A match answers 200 with the existing resource, its ETag and
-   * Location, exactly as a read of it would, and writes nothing.
-   */
   /** A searchset response, with _summary and _elements applied (checked before the search runs). */
   private async searchset(
     query: Record<string, string[]>,
@@ -215,6 +211,10 @@ export class FhirEngine {
     return json(subsetSearchset(this.defs, await run(), subset));
   }
 
+  /**
+   * Conditional create (R4 http.html#ccreate). A match answers 200 with the existing resource, its ETag and
+   * Location, exactly as a read of it would, and writes nothing.
+   */
   private async conditionalCreate(
     ctx: RequestContext,
     type: string,
