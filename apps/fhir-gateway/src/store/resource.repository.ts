@@ -555,8 +555,9 @@ function candidateWhere(
   // 1.8 s under the default statistics target). Since migration 0006 the planner estimates a list of
   // hundreds of tokens close to its true size and reads it through the index together with the other
   // conditions, which is faster than chunks (at 100k resources, a chain's 294 tokens: 3.1 ms against
-  // 4.1 ms with a date, 6.9 ms against 14.1 ms with status=final; 704 and 960 tokens: 30 and 15 ms
-  // against 54 and 40 ms); so only lists beyond CHUNK_TOKENS are chunked.
+  // 4.1 ms with a date, 6.9 ms against 14.1 ms with status=final; 704 and 960 tokens took 30 and 15 ms
+  // as one overlap, where the chunks had taken 54 and 40 ms on a first, colder run); so only lists beyond
+  // CHUNK_TOKENS are chunked.
   const also = short.map((param) => ` AND t.search_tokens && ${param}::bigint[]`).join('');
   for (const tokens of long) {
     const chunks: string[] = [];
