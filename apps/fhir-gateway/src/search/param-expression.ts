@@ -48,7 +48,8 @@ export class ParamExpression {
 
   /** The values the expression yields on a resource (or, for composite components, on an element of it). */
   evaluate(input: unknown, resource: unknown = input): unknown[] {
-    this.path ??= plainPath(this.text);
+    // Decided once: `null` (not a plain path) is a decision too, and must not send every call back here.
+    if (this.path === undefined) this.path = plainPath(this.text);
     if (this.path) return walk(input, this.path);
     const focus = [toTypedValue(input)];
     const root = resource === input ? focus[0]! : toTypedValue(resource);
@@ -76,6 +77,14 @@ export class ParamExpression {
   }
 }
 
+/** A plain member path: the resource type it starts from and the element names after it. */
+interface PlainPath {
+  type: string;
+  steps: string[];
+  /** The last step is a primitive type: an object there is no value (hasValue). */
+  primitive: boolean;
+}
+
 /**
  * A path of member names from a resource type, every element of one type and none a choice
  * ("Observation.value" is value[x]) or a step through a primitive (whose extensions live in "_name"): then
@@ -84,15 +93,9 @@ export class ParamExpression {
  * parameters, and reading it directly is several times cheaper than building typed values for the
  * evaluator (the re-check of a page of 20 Patients was 9% of the gateway's CPU). The equivalence test
  * (test/support/fhirpath-equivalence.ts) compares this path with fhirpath.js like every other.
- * null: not such a path (or the definitions are not loaded), evaluate normally.
+ * null: not such a path, evaluate normally. (The element definitions it reads are indexed with the search
+ * parameters themselves, in loadR4Definitions, so they are there whenever an expression is.)
  */
-interface PlainPath {
-  type: string;
-  steps: string[];
-  /** The last step is a primitive type: an object there is no value (hasValue). */
-  primitive: boolean;
-}
-
 function plainPath(text: string): PlainPath | null {
   const m = /^([A-Z][A-Za-z]+)((?:\.[a-z][A-Za-z0-9]*)+)$/.exec(text.trim());
   if (!m || !isResourceType(m[1]!)) return null;
