@@ -291,29 +291,43 @@ export class ResourceRepository {
    * the page's ids come from the link table alone, in order, and only those rows are read. Before, every
    * linking row of resource was visited to test `deleted` (1,805 rows for 294 target Patients at 100k
    * resources) and then sorted. Nothing is lost: resource_reference holds the links of current versions
-   * only, since write() removes a resource's links in the statement that deletes it. The link table's ids
-   * are ordered as resource.id is (byte order, migration 0005).
+   * only, since write() removes a resource's links in the statement that deletes it.
+   *
+   * The targets are one `target_id = ANY(...)` per target type, which Postgres estimates from the column's
+   * statistics (the former `IN (SELECT * FROM unnest(...))` was always guessed at 200 rows). Many targets
+   * then walk the link table's primary key in id order (byte order, migration 0008) and stop after a page:
+   * 0.45 ms for 294 Patients at 100k resources, against 2.1 ms for probing each target and sorting the
+   * 1,805 ids they link. A few targets are still probed through (target_type, target_id).
    */
   private async linkedCandidates(
     q: CandidateQuery,
     targets: readonly { type: string; id: string }[],
   ): Promise<Candidate[]> {
-    const params: unknown[] = [q.resourceType, targets.map((t) => t.type), targets.map((t) => t.id), q.limit];
+    const params: unknown[] = [q.resourceType, q.limit];
+    const p = (v: unknown) => `$${params.push(v)}`;
+    const byType = new Map<string, string[]>();
+    for (const t of targets) {
+      const ids = byType.get(t.type);
+      if (ids) ids.push(t.id);
+      else byType.set(t.type, [t.id]);
+    }
+    const linked = [...byType]
+      .map(([type, ids]) => `(rr.target_type = ${p(type)} AND rr.target_id = ANY(${p(ids)}::text[]))`)
+      .join(' OR ');
     const order = q.descending ? 'DESC' : 'ASC';
     const cursor =
       q.afterId !== undefined
-        ? `AND rr.id COLLATE "C" > $${params.push(q.afterId)}`
+        ? `AND rr.id > ${p(q.afterId)}`
         : q.beforeId !== undefined
-          ? `AND rr.id COLLATE "C" < $${params.push(q.beforeId)}`
+          ? `AND rr.id < ${p(q.beforeId)}`
           : '';
     const { rows } = await this.sql.query<Pick<VersionRow, 'id' | 'version_id' | 'dek_id' | 'content'>>(
       `SELECT r.id, r.version_id, r.dek_id, r.content FROM resource r
         WHERE r.resource_type = $1 AND NOT r.deleted AND r.id = ANY(ARRAY(
-          SELECT DISTINCT rr.id COLLATE "C" AS id FROM resource_reference rr
-           WHERE rr.resource_type = $1 AND (rr.target_type, rr.target_id) IN (SELECT * FROM unnest($2::text[], $3::text[]))
-             ${cursor}
-           ORDER BY 1 ${order} LIMIT $4))
-        ORDER BY r.id ${order} LIMIT $4`,
+          SELECT DISTINCT rr.id FROM resource_reference rr
+           WHERE rr.resource_type = $1 AND (${linked}) ${cursor}
+           ORDER BY rr.id ${order} LIMIT $2))
+        ORDER BY r.id ${order} LIMIT $2`,
       params,
     );
     return this.openAll(q.resourceType, rows);
@@ -342,18 +356,29 @@ export class ResourceRepository {
     decryptUpTo = 0,
   ): Promise<{ id: string; json?: Buffer }[]> {
     const { where, params, p } = candidateWhere(q, { typeAsFilter: true });
-    const { rows } = await this.sql.query<Pick<VersionRow, 'id' | 'version_id' | 'dek_id' | 'content'>>(
-      `SELECT s.id, s.version_id, s.dek_id, CASE WHEN count(*) OVER () <= ${p(decryptUpTo)} THEN s.content END AS content
-         FROM (SELECT r.id, r.version_id, r.dek_id, r.content FROM resource r
-                WHERE ${where.join(' AND ')} LIMIT ${p(q.limit)}) s`,
+    // Few candidates come as rows with their content; more come as one row holding their ids, space-
+    // separated (FHIR ids have no spaces, R4 datatypes.html#id). Measured at 100k resources for a chain's
+    // 294 target Patients: 0.49 ms in Postgres against 0.62 ms for a row per id with a window count, and
+    // one field for the gateway to parse instead of 294 rows.
+    const few = p(decryptUpTo);
+    const { rows } = await this.sql.query<
+      Pick<VersionRow, 'id' | 'version_id' | 'dek_id' | 'content'> & { ids: string | null }
+    >(
+      `WITH c AS MATERIALIZED (SELECT r.id FROM resource r WHERE ${where.join(' AND ')} LIMIT ${p(q.limit)})
+       SELECT d.id, d.version_id, d.dek_id, d.content, NULL AS ids
+         FROM c CROSS JOIN LATERAL (SELECT x.id, x.version_id, x.dek_id, x.content FROM resource x
+                                     WHERE x.resource_type = $1 AND x.id = c.id) d
+        WHERE (SELECT count(*) FROM c) <= ${few}
+       UNION ALL
+       SELECT NULL, NULL, NULL, NULL, string_agg(c.id, ' ') FROM c HAVING count(*) > ${few}`,
       params,
     );
+    if (rows.length === 1 && rows[0]!.ids !== null) return rows[0]!.ids.split(' ').map((id) => ({ id }));
     return Promise.all(
-      rows.map(async (r) =>
-        r.content
-          ? { id: r.id, json: await this.open(q.resourceType, r.id, r.version_id, r.dek_id, r.content) }
-          : { id: r.id },
-      ),
+      rows.map(async (r) => ({
+        id: r.id,
+        json: await this.open(q.resourceType, r.id, r.version_id, r.dek_id, r.content),
+      })),
     );
   }
 
