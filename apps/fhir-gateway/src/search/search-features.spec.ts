@@ -721,6 +721,56 @@ describe('chains re-checked per candidate', () => {
     }
   });
 
+  it("reads a chain's target candidates the same whichever statement shape is chosen", async () => {
+    // An identifier chain expects few targets (rows first), a name chain many (one statement); both must
+    // return the same candidates for few (decrypted) and for more than DECIDE_NOW (ids only).
+    const pts: string[] = [];
+    for (let i = 0; i < 40; i++)
+      pts.push(
+        await create(`shape${i}`, {
+          resourceType: 'Patient',
+          identifier: [{ system: 'urn:shape', value: `v${i}` }],
+          name: [{ family: i < 3 ? 'Shapefew' : 'Shapemany' }],
+        }),
+      );
+    for (const [i, pid] of [0, 1, 2, 39].map((i) => [i, pts[i]!] as const))
+      await create(`shapeObs${i}`, {
+        resourceType: 'Observation',
+        status: 'final',
+        code: { text: 'shape' },
+        subject: { reference: `Patient/${pid}` },
+      });
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- called with the spied instance below
+    const original = ResourceRepository.prototype.searchCandidateIds;
+    const probe = vi.spyOn(ResourceRepository.prototype, 'searchCandidateIds');
+    try {
+      const all = ['shapeObs0', 'shapeObs1', 'shapeObs2', 'shapeObs39'];
+      // query, matches, whether few are expected, candidate count (decrypted when at most 32)
+      const cases = [
+        ['subject:Patient.identifier=urn:shape|v1', ['shapeObs1'], true, 1],
+        ['subject:Patient.identifier=urn:shape|', all, true, 40],
+        ['subject:Patient.family=shapefew', all.slice(0, 3), false, 3],
+        ['subject:Patient.family=shape', all, false, 40],
+      ] as const;
+      for (const [qs, expected, few, count] of cases) {
+        probe.mockClear();
+        expect(await set('Observation', qs)).toEqual(expected);
+        expect(probe).toHaveBeenCalledTimes(1);
+        const [q, decryptUpTo, expectFew] = probe.mock.calls[0]!;
+        expect(expectFew).toBe(few);
+        const repo = probe.mock.contexts[0] as ResourceRepository;
+        const shapes = await Promise.all([true, false].map((f) => original.call(repo, q, decryptUpTo, f)));
+        const summary = (rows: { id: string; json?: Buffer }[]) =>
+          rows.map((r) => `${r.id}:${r.json === undefined ? 'id' : 'decrypted'}`).sort();
+        expect(summary(shapes[0]!)).toEqual(summary(shapes[1]!));
+        expect(shapes[0]!.length).toBe(count);
+        expect(shapes[0]!.every((r) => (r.json !== undefined) === count <= decryptUpTo!)).toBe(true);
+      }
+    } finally {
+      probe.mockRestore();
+    }
+  });
+
   it('finds the outer candidates through the link table, and re-checks the parameter itself', async () => {
     // More targets than are decided at once: the chain is lazy and, with no other index condition, its
     // Observations come through a join on resource_reference, which holds the references of any element,

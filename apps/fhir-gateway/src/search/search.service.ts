@@ -368,6 +368,7 @@ export class SearchService {
         const rows = await repo.searchCandidateIds(
           { ...t.prep.candidates, limit: MAX_JOIN_IDS - refs.length + 1 },
           DECIDE_NOW,
+          namesFew(t.prep.plan),
         );
         if (refs.length + rows.length > MAX_JOIN_IDS) {
           over = true;
@@ -994,6 +995,20 @@ function scopedParamsOf(type: string, code: string): string[] {
       })
     : [code];
   return codes.filter((c) => isPatientScoped(type, c));
+}
+
+/**
+ * Whether a search is expected to match a few resources at most: it lists ids, or it has an identifier or
+ * _id condition (an identifier names one resource, R4 datatypes.html#Identifier). Only the shape of the
+ * candidate query follows this guess; the answer is the same either way.
+ */
+function namesFew(plan: SearchPlan): boolean {
+  return (
+    plan.ids !== undefined ||
+    plan.conditions.some(
+      (c) => !c.negate && c.terms.every((t) => t.param === 'identifier' || t.param === '_id'),
+    )
+  );
 }
 
 /**
