@@ -41,15 +41,19 @@ describe('SearchIndex.hash', () => {
 });
 
 describe('ReferenceTokenMemo', () => {
-  it('holds at most twice its size and keeps what was used lately', () => {
+  it('keeps domains apart, holds at most twice its size and keeps what was used lately', () => {
     const memo = new ReferenceTokenMemo(3);
-    for (const k of ['a', 'b', 'c']) memo.set(k, k.toUpperCase());
-    memo.set('d', 'D'); // a, b, c become the older generation
-    expect(memo.get('a')).toBe('A'); // used: back into the recent generation (d, a)
-    memo.set('e', 'E'); // recent: d, a, e (full)
-    memo.set('f', 'F'); // d, a, e become older; b and c are forgotten
-    expect(memo.get('b')).toBeUndefined();
-    expect(memo.get('c')).toBeUndefined();
-    expect(['a', 'd', 'e', 'f'].map((k) => memo.get(k))).toEqual(['A', 'D', 'E', 'F']);
+    const d1 = memo.domain('Observation.subject');
+    const d2 = memo.domain('Encounter.subject');
+    d1.set('a', 'A1');
+    d2.set('a', 'A2');
+    expect([d1.get('a'), d2.get('a'), d1.get('b')]).toEqual(['A1', 'A2', undefined]);
+    d1.set('b', 'B'); // recent: d1 a, d2 a, d1 b (full)
+    d1.set('c', 'C'); // that generation becomes the older one; recent: d1 c
+    expect(d2.get('a')).toBe('A2'); // used: copied back; recent: d1 c, d2 a
+    d1.set('d', 'D'); // recent full: d1 c, d2 a, d1 d
+    d1.set('e', 'E'); // older: d1 c, d2 a, d1 d; the first generation (d1 a, d1 b) is forgotten
+    expect([d1.get('a'), d1.get('b')]).toEqual([undefined, undefined]);
+    expect([d1.get('c'), d2.get('a'), d1.get('d'), d1.get('e')]).toEqual(['C', 'A2', 'D', 'E']);
   });
 });

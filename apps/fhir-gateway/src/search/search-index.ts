@@ -53,19 +53,28 @@ export class SearchIndex {
 
   /** One token; `patientId` selects the per-patient key of a patient-scoped parameter. */
   hash(resourceType: string, param: string, value: string, patientId?: string): string {
-    if (!this.indexer) throw new Error('SearchIndex used before ready()');
+    return this.hashAll(resourceType, param, [value], patientId)[0]!;
+  }
+
+  /** The tokens of several values of one parameter (and patient key), in their order. */
+  hashAll(resourceType: string, param: string, values: readonly string[], patientId?: string): string[] {
+    const indexer = this.indexer;
+    if (!indexer) throw new Error('SearchIndex used before ready()');
     const domain = tokenDomain(resourceType, param, patientId);
     // A local reference ("r|Type/id") names ids, which the database holds in plaintext anyway, so its token
     // may be remembered. A chain's targets come back as hundreds of them on every page of its search:
-    // 294 Patients cost 0.6 ms of HMAC per request. Nothing derived from another value (PHI) is kept.
-    if (!value.startsWith('r|')) return this.indexer.token(domain, value).toString('hex');
-    const key = `${domain}\u0000${value}`;
-    let token = this.references.get(key);
-    if (token === undefined) {
-      token = this.indexer.token(domain, value).toString('hex');
-      this.references.set(key, token);
-    }
-    return token;
+    // 294 Patients cost 0.6 ms of HMAC per request. Nothing derived from another value (PHI) is kept, nor
+    // the tokens of per-patient keys (one memo per patient would not be bounded by the parameters).
+    const memo = patientId === undefined ? this.references.domain(domain) : undefined;
+    return values.map((value) => {
+      if (!memo || !value.startsWith('r|')) return indexer.token(domain, value).toString('hex');
+      let token = memo.get(value);
+      if (token === undefined) {
+        token = indexer.token(domain, value).toString('hex');
+        memo.set(value, token);
+      }
+      return token;
+    });
   }
 
   /**
@@ -95,29 +104,45 @@ export class SearchIndex {
 const REFERENCE_MEMO_SIZE = 50_000;
 
 /**
- * A bounded memo in two generations: entries live in `recent` until it fills, which then becomes `older`
- * and replaces the generation before it. A hit in `older` moves the entry back to `recent`. Cheaper per
- * lookup than a strict LRU (no reordering on every hit) and bounded at twice `size`.
+ * A bounded memo of tokens per domain, in two generations: entries go into the recent generation until it
+ * holds `size` of them; it then becomes the older one, and the generation before it is dropped. A hit in
+ * the older generation copies the entry back into the recent one. Cheaper per lookup than a strict LRU (no
+ * reordering on every hit), keyed by the value alone within a domain (no concatenated key to build and
+ * hash), and bounded at twice `size` entries over all domains.
  */
 export class ReferenceTokenMemo {
-  private recent = new Map<string, string>();
-  private older = new Map<string, string>();
+  private recent = new Map<string, Map<string, string>>();
+  private older = new Map<string, Map<string, string>>();
+  private count = 0;
 
   constructor(private readonly size: number) {}
 
-  get(key: string): string | undefined {
-    const hit = this.recent.get(key);
-    if (hit !== undefined) return hit;
-    const old = this.older.get(key);
-    if (old !== undefined) this.set(key, old);
-    return old;
+  /** The memo of one domain: get and set a value's token. */
+  domain(domain: string): {
+    get(value: string): string | undefined;
+    set(value: string, token: string): void;
+  } {
+    return {
+      get: (value) => {
+        const hit = this.recent.get(domain)?.get(value);
+        if (hit !== undefined) return hit;
+        const old = this.older.get(domain)?.get(value);
+        if (old !== undefined) this.put(domain, value, old);
+        return old;
+      },
+      set: (value, token) => this.put(domain, value, token),
+    };
   }
 
-  set(key: string, value: string): void {
-    if (this.recent.size >= this.size) {
+  private put(domain: string, value: string, token: string): void {
+    if (this.count >= this.size) {
       this.older = this.recent;
       this.recent = new Map();
+      this.count = 0;
     }
-    this.recent.set(key, value);
+    let m = this.recent.get(domain);
+    if (!m) this.recent.set(domain, (m = new Map<string, string>()));
+    if (!m.has(value)) this.count++;
+    m.set(value, token);
   }
 }

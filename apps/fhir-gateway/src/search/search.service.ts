@@ -576,7 +576,7 @@ export class SearchService {
     t: { param: string; tokens: string[] },
     pins: string[] | undefined,
   ): string[] {
-    const global = t.tokens.map((v) => this.index.hash(type, t.param, v));
+    const global = this.index.hashAll(type, t.param, t.tokens);
     if (!isPatientScoped(type, t.param)) return global;
     if (!pins) throw unpinned(type, t.param);
     if (pins.length * t.tokens.length > MAX_JOIN_IDS * 4)
@@ -587,7 +587,7 @@ export class SearchService {
           expression: [t.param],
         },
       );
-    return [...global, ...pins.flatMap((pid) => t.tokens.map((v) => this.index.hash(type, t.param, v, pid)))];
+    return [...global, ...pins.flatMap((pid) => this.index.hashAll(type, t.param, t.tokens, pid))];
   }
 
   /**
@@ -919,7 +919,11 @@ export class SearchService {
           {
             terms: params.map((p) => ({
               param: p.code,
-              tokens: targets.map((r) => this.index.hash(rev.source, p.code, `r|${r.resourceType}/${r.id}`)),
+              tokens: this.index.hashAll(
+                rev.source,
+                p.code,
+                targets.map((r) => `r|${r.resourceType}/${r.id}`),
+              ),
             })),
           },
         ],
