@@ -255,6 +255,28 @@ function buildQueries(all: Res[]): Query[] {
     if (categories[0])
       add('_count paging', 'Observation', ['patient', p.id], ['category', categories[0]], ['_count', '3']);
 
+    // Chained searches as an EHR writes them (R4 search.html#chaining): on the patient's identifier with a
+    // code, on a name prefix alone (many targets: the link-table walk, paged) and with a date or a status.
+    const mrn = ((p.identifier as { system?: string; value?: string }[] | undefined) ?? []).find(
+      (i) => i.system && i.value,
+    );
+    if (mrn && codes[0])
+      add(
+        'chained',
+        'Observation',
+        ['subject:Patient.identifier', `${mrn.system}|${mrn.value}`],
+        ['code', codes[0]],
+      );
+    add('chained', 'Encounter', ['subject:Patient.family', family.slice(0, 3)]);
+    add('chained', 'Observation', ['subject.family', family.slice(0, 1)], ['_count', '7']);
+    add(
+      'chained',
+      'Observation',
+      ['patient.name', given.slice(0, 2)],
+      ['date', `ge${birthDate.slice(0, 4)}`],
+    );
+    add('chained', 'Condition', ['patient.family', family.slice(0, 2)], ['clinical-status', 'active']);
+
     // Conditions by clinical status, encounters by date, medication requests by status.
     for (const s of [
       'active',
