@@ -721,6 +721,45 @@ describe('chains re-checked per candidate', () => {
     }
   });
 
+  it('probes the targets when a walk of the link table does not fill the page', async () => {
+    // More targets than are probed at once, whose Observations sort after more links than a walk reads
+    // for a page of one (100 per row of the page, 200 here): the walk comes back short and the targets
+    // are probed instead, in id order and with cursors, forward and back.
+    const targets: string[] = [];
+    for (let i = 0; i < 40; i++)
+      targets.push(await create(`walkfar${i}`, { resourceType: 'Patient', name: [{ family: 'Walkfar' }] }));
+    const other = await create('walkother', { resourceType: 'Patient', name: [{ family: 'Walkfiller' }] });
+    const put = async (id: string, subject: string) => {
+      const res = await engine.handle(ctx, {
+        method: 'PUT',
+        path: `Observation/${id}`,
+        query: {},
+        headers: {},
+        body: {
+          resourceType: 'Observation',
+          id,
+          status: 'final',
+          code: { text: 'walk' },
+          subject: { reference: `Patient/${subject}` },
+        },
+      });
+      expect(res.status).toBe(201);
+    };
+    for (let i = 0; i < 210; i++) await put(`m-walkfill-${i}`, other);
+    for (const i of [1, 2, 3]) await put(`zz-walk-${i}`, targets[i]!);
+    const query = vi.spyOn(storage.db, 'query');
+    try {
+      const { forward, back } = await walkBothWays('Observation', 'subject:Patient.family=walkfar&_count=1');
+      expect(forward).toEqual(['zz-walk-1', 'zz-walk-2', 'zz-walk-3']);
+      expect(back).toEqual(forward);
+      const sqls = query.mock.calls.map((c) => String(c[0]));
+      expect(sqls.some((q) => q.includes('SELECT DISTINCT w.id'))).toBe(true);
+      expect(sqls.some((q) => q.includes("SELECT DISTINCT (rr.id || '')"))).toBe(true);
+    } finally {
+      query.mockRestore();
+    }
+  });
+
   it("reads a chain's target candidates the same whichever statement shape is chosen", async () => {
     // An identifier chain expects few targets (rows first), a name chain many (one statement); both must
     // return the same candidates for few (decrypted) and for more than DECIDE_NOW (ids only).
