@@ -106,9 +106,17 @@ export function paramByUrl(resourceType: string, url: string): IndexedParam | un
 }
 
 /** Every search parameter the type has, indexed or not (to tell "unsupported" from "unknown"). */
-export function knownParamCodes(resourceType: string): Set<string> {
-  return new Set(Object.keys(getSearchParameters(resourceType) ?? {}).filter((c) => !MEDPLUM_ONLY.has(c)));
+export function knownParamCodes(resourceType: string): ReadonlySet<string> {
+  // Built once per type: every search plans through it, and Observation alone defines some 50 codes.
+  let codes = knownCodes.get(resourceType);
+  if (!codes) {
+    codes = new Set(Object.keys(getSearchParameters(resourceType) ?? {}).filter((c) => !MEDPLUM_ONLY.has(c)));
+    knownCodes.set(resourceType, codes);
+  }
+  return codes;
 }
+
+const knownCodes = new Map<string, ReadonlySet<string>>();
 
 /** Parameters Medplum's bundle adds that R4 does not define: unknown here, like any other. */
 const MEDPLUM_ONLY = new Set(['_compartment', '_project']);
