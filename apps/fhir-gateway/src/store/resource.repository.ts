@@ -624,8 +624,7 @@ function candidateWhere(
   // or, from the targets, through (target_type, target_id); a long list is fenced like a long token list.
   for (const targets of q.links ?? []) {
     where.push(`EXISTS (SELECT 1 FROM resource_reference rr WHERE rr.resource_type = $1 AND rr.id = r.id
-      AND (rr.target_type, rr.target_id) IN (SELECT * FROM unnest(${p(targets.map((t) => t.type))}::text[],
-      ${p(targets.map((t) => t.id))}::text[])))`);
+      AND ${linkedTo(targets, p, 'rr')})`);
   }
   // Each condition is one array overlap on the GIN index of search_tokens: its terms' tokens are merged,
   // since every token is already bound to its (type, parameter) by the HMAC key.
