@@ -386,7 +386,7 @@ export class ResourceRepository {
         )
       ).rows;
       if (rows.length > decryptUpTo) {
-        params.pop();
+        params.pop(); // the first statement's LIMIT, the last value it added
         rows = (
           await this.sql.query<Row>(
             `SELECT string_agg(c.id, ' ') AS ids FROM (SELECT r.id ${from} LIMIT ${p(q.limit)}) c`,
