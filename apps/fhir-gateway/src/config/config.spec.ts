@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from './config.js';
 
@@ -20,6 +21,18 @@ describe('loadConfig', () => {
     expect(c.database).toEqual({ kind: 'postgres', url: 'postgres://u@h/db' });
     expect(c.keys.kind).toBe('env');
     expect(c.baseUrl).toBe('https://fhir.example.org');
+  });
+
+  it('serves in one process unless WORKERS asks for more, and only Postgres can have more', () => {
+    const pg = { DATABASE_URL: 'postgres://u@h/db' };
+    expect(loadConfig({}).workers).toBe(1);
+    expect(loadConfig({ ...pg, WORKERS: '3' }).workers).toBe(3);
+    expect(loadConfig({ ...pg, WORKERS: 'auto' }).workers).toBe(availableParallelism());
+    // PGlite lives inside one process: "auto" means that one, an explicit number is refused.
+    expect(loadConfig({ WORKERS: 'auto' }).workers).toBe(1);
+    expect(() => loadConfig({ WORKERS: '2' })).toThrow(/WORKERS: .*DATABASE_URL/);
+    for (const bad of ['0', 'many', '1.5'])
+      expect(() => loadConfig({ ...pg, WORKERS: bad })).toThrow(ConfigError);
   });
 
   it('lists every bad setting at once, without echoing values', () => {

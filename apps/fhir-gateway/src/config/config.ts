@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 
@@ -25,6 +26,11 @@ const schema = z.object({
     .default(16 * 1024 * 1024),
   /** SMART access token lifetime; SMART backend services asks for 300 s or less. */
   TOKEN_TTL_SECONDS: z.coerce.number().int().min(30).max(300).default(300),
+  /**
+   * Server processes sharing the port (node:cluster): a number, or "auto" for one per CPU core on
+   * Postgres. More than one needs DATABASE_URL: PGlite is embedded in a single process, so "auto" is 1 there.
+   */
+  WORKERS: z.union([z.literal('auto'), z.coerce.number().int().min(1).max(64)]).default(1),
 });
 
 export type RawConfig = z.infer<typeof schema>;
@@ -39,6 +45,8 @@ export interface AppConfig {
   logLevel: RawConfig['LOG_LEVEL'];
   maxBodyBytes: number;
   tokenTtlSeconds: number;
+  /** Server processes; 1 serves in the process that started. */
+  workers: number;
 }
 
 export const SECRET_SETTINGS = ['FHIRGW_KEK', 'DATABASE_URL'] as const;
@@ -61,6 +69,12 @@ export function loadConfig(
     throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
   }
   const c = parsed.data;
+  const workers = c.WORKERS !== 'auto' ? c.WORKERS : c.DATABASE_URL ? availableParallelism() : 1;
+  if (workers > 1 && !c.DATABASE_URL) {
+    throw new ConfigError([
+      'WORKERS: more than one worker needs DATABASE_URL (the embedded PGlite database serves one process)',
+    ]);
+  }
   const dataDir = resolve(c.DATA_DIR);
   const base = (c.BASE_URL ?? `http://${c.HOST}:${c.PORT}`).replace(/\/+$/, '');
   return {
@@ -77,6 +91,7 @@ export function loadConfig(
     logLevel: c.LOG_LEVEL,
     maxBodyBytes: c.MAX_BODY_BYTES,
     tokenTtlSeconds: c.TOKEN_TTL_SECONDS,
+    workers,
     ...overrides,
   };
 }

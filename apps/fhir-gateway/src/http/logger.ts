@@ -1,3 +1,4 @@
+import cluster from 'node:cluster';
 import pino, { type DestinationStream, type Logger } from 'pino';
 import type { AppConfig } from '../config/config.js';
 
@@ -8,7 +9,8 @@ import type { AppConfig } from '../config/config.js';
 export function createLogger(config: Pick<AppConfig, 'logLevel'>, destination?: DestinationStream): Logger {
   const options = {
     level: config.logLevel,
-    base: { service: 'fhir-gateway' },
+    // With WORKERS > 1 several processes write the same stream: say which one (and which is the primary).
+    base: cluster.isWorker ? { service: 'fhir-gateway', pid: process.pid } : { service: 'fhir-gateway' },
     redact: { paths: ['req.headers.authorization', '*.authorization', '*.client_assertion'], remove: true },
   };
   return destination ? pino(options, destination) : pino(options);
