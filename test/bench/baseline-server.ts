@@ -11,6 +11,8 @@ export async function startBaseline(
   tx: (fn: (s: Sql) => Promise<void>) => Promise<void>,
   /** More routes (the search suite's plaintext search), registered before the server listens. */
   extraRoutes?: (app: FastifyInstance) => void,
+  /** 0: any free port. A cluster worker passes the port all workers share. */
+  port = 0,
 ): Promise<{ app: FastifyInstance; url: string }> {
   await sql.query('CREATE TABLE IF NOT EXISTS bench_plain (id text PRIMARY KEY, content bytea NOT NULL)');
   // The plaintext index a server without encryption would keep for identifier search.
@@ -60,6 +62,6 @@ export async function startBaseline(
     return reply.status(200).send();
   });
   extraRoutes?.(app);
-  const address = await app.listen({ host: '127.0.0.1', port: 0 });
+  const address = await app.listen({ host: '127.0.0.1', port });
   return { app, url: address };
 }

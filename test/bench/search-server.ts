@@ -15,12 +15,14 @@
  *   BENCH_LOAD_CONCURRENCY transaction Bundles in flight while loading (default 3)
  *   BENCH_LOAD_BUNDLE      entries per transaction Bundle (default 200)
  */
+import cluster, { type Worker } from 'node:cluster';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { exportJWK, importJWK, type CryptoKey, type JWK } from 'jose';
 import pg from 'pg';
-import { createGateway } from '../../apps/fhir-gateway/src/app.factory.js';
+import { createGateway, type Gateway } from '../../apps/fhir-gateway/src/app.factory.js';
 import { AuthModule } from '../../apps/fhir-gateway/src/auth/auth.module.js';
 import { ClientRepository } from '../../apps/fhir-gateway/src/auth/client.repository.js';
 import type { PublicJwks } from '../../apps/fhir-gateway/src/auth/jwks.js';
@@ -31,7 +33,7 @@ import { createFhirEngine } from '../../apps/fhir-gateway/src/fhir/fhir-engine.f
 import type { RequestContext } from '../../apps/fhir-gateway/src/fhir/request-context.js';
 import { withServerMeta, type AnyResource } from '../../apps/fhir-gateway/src/fhir/resource-json.js';
 import { freePort } from '../support/net.js';
-import { makeTestClient, requestToken } from '../support/smart-client.js';
+import { makeTestClient, requestToken, type TestClient } from '../support/smart-client.js';
 import { startBaseline } from './baseline-server.js';
 import { registerPlainSearch } from './baseline-search.js';
 import { generateRecords, type PatientRecord, type Resource } from './clinical-generator.js';
@@ -41,6 +43,8 @@ const SCALE = Number(process.env.BENCH_SEARCH_SCALE ?? 100_000);
 const CONCURRENCY = Number(process.env.BENCH_LOAD_CONCURRENCY ?? 3);
 const BUNDLE = Number(process.env.BENCH_LOAD_BUNDLE ?? 200);
 const SAMPLES = 2000;
+/** Processes serving each side (gateway and baseline alike), through node:cluster when more than one. */
+const WORKERS = Number(process.env.BENCH_WORKERS ?? 1);
 /** A bench-only KEK, fixed so that a kept database can be read again by the next run. Not a secret. */
 const BENCH_KEK = `bench:${createHash('sha256').update('fhirgw search bench kek').digest('base64')}`;
 
@@ -251,7 +255,8 @@ async function main(): Promise<void> {
     FHIRGW_KEK: BENCH_KEK,
   });
   const gateway = await createGateway(config, () => AuthModule);
-  await gateway.app.listen({ host: '127.0.0.1', port });
+  // With workers, they listen on this port and this process only loads.
+  if (WORKERS === 1) await gateway.app.listen({ host: '127.0.0.1', port });
   // The baseline's own pool, with the same session settings as the gateway's (PostgresDatabase).
   const plainDb = new PostgresDatabase(db.url);
   const plain: Sql = plainDb;
@@ -293,36 +298,128 @@ async function main(): Promise<void> {
     jwks: client.publicJwks as PublicJwks,
     scopes: 'system/*.cruds',
   });
-  const token = () => requestToken(config.baseUrl, client, 'system/*.cruds');
-  const tx = (fn: (s: Sql) => Promise<void>) => plainDb.transaction(fn);
+  const ready = {
+    ready: true,
+    fhirUrl: `${config.baseUrl}/fhir`,
+    workers: WORKERS,
+    database: db.name,
+    databaseUrl: db.url,
+    load: loadInfo,
+    patients,
+    samples,
+    indexSizes: await indexSizes(plain),
+  };
 
-  const baseline = await startBaseline(plain, tx, (app) => {
-    registerPlainSearch(app, plain);
-    // A fresh access token for the load generator (tokens live at most 5 minutes; a run is longer).
-    app.get('/bench/token', async () => ({ token: await token() }));
-  });
-  process.stdout.write(
-    `${JSON.stringify({
-      ready: true,
-      fhirUrl: `${config.baseUrl}/fhir`,
-      baselineUrl: baseline.url,
-      database: db.name,
-      databaseUrl: db.url,
-      load: loadInfo,
-      patients,
-      samples,
-      indexSizes: await indexSizes(plain),
-    })}\n`,
-  );
+  if (WORKERS === 1) {
+    const serving = await serve(gateway, plainDb, client, config.baseUrl);
+    process.stdout.write(`${JSON.stringify({ ...ready, baselineUrl: serving.baselineUrl })}\n`);
+    stop = async () => {
+      await serving.close();
+      process.exit(0);
+    };
+    return;
+  }
+  // Both servers as WORKERS processes each, forked one after the other (the first creates the baseline's
+  // tables), sharing the two ports through node:cluster. The load is done; this process only supervises.
+  await plainDb.close();
+  await gateway.close();
+  const basePort = await freePort();
+  const spec: WorkerSpec = {
+    databaseUrl: db.url,
+    dataDir,
+    fhirPort: port,
+    basePort,
+    client: { clientId: client.clientId, kid: client.kid, privateJwk: await exportJWK(client.privateKey) },
+  };
+  const workers: Worker[] = [];
   stop = async () => {
-    await baseline.app.close();
-    await plainDb.close();
-    await gateway.close();
+    await Promise.all(
+      workers.map(
+        (w) => new Promise<void>((resolve) => (w.once('exit', () => resolve()), w.kill('SIGTERM'))),
+      ),
+    );
     process.exit(0);
+  };
+  for (let n = 0; n < WORKERS; n++) {
+    const w = cluster.fork({ BENCH_WORKER_SPEC: JSON.stringify(spec) });
+    workers.push(w);
+    await new Promise<void>((resolve, reject) => {
+      w.once('message', () => resolve());
+      w.once('exit', (code) => reject(new Error(`bench worker exited with code ${code} before serving`)));
+    });
+  }
+  process.stdout.write(`${JSON.stringify({ ...ready, baselineUrl: `http://127.0.0.1:${basePort}` })}\n`);
+}
+
+/** What a worker process needs to serve both sides: the loaded database, the ports, the bench client. */
+interface WorkerSpec {
+  databaseUrl: string;
+  dataDir: string;
+  fhirPort: number;
+  basePort: number;
+  client: { clientId: string; kid: string; privateJwk: JWK };
+}
+
+/** The baseline (with the plaintext search and the token route) next to a listening gateway. */
+async function serve(
+  gateway: Gateway,
+  plainDb: PostgresDatabase,
+  client: TestClient,
+  baseUrl: string,
+  basePort = 0,
+): Promise<{ baselineUrl: string; close: () => Promise<void> }> {
+  const plain: Sql = plainDb;
+  const token = () => requestToken(baseUrl, client, 'system/*.cruds');
+  const tx = (fn: (s: Sql) => Promise<void>) => plainDb.transaction(fn);
+  const baseline = await startBaseline(
+    plain,
+    tx,
+    (app) => {
+      registerPlainSearch(app, plain);
+      // A fresh access token for the load generator (tokens live at most 5 minutes; a run is longer).
+      app.get('/bench/token', async () => ({ token: await token() }));
+    },
+    basePort,
+  );
+  return {
+    baselineUrl: baseline.url,
+    close: async () => {
+      await baseline.app.close();
+      await plainDb.close();
+      await gateway.close();
+    },
   };
 }
 
-main().catch((err: unknown) => {
+async function workerMain(spec: WorkerSpec): Promise<void> {
+  const config = loadConfig({
+    HOST: '127.0.0.1',
+    PORT: String(spec.fhirPort),
+    DATA_DIR: spec.dataDir,
+    LOG_LEVEL: 'silent',
+    DATABASE_URL: spec.databaseUrl,
+    FHIRGW_KEK: BENCH_KEK,
+  });
+  const gateway = await createGateway(config, () => AuthModule);
+  await gateway.app.listen({ host: '127.0.0.1', port: spec.fhirPort });
+  const privateKey = (await importJWK(spec.client.privateJwk, 'ES384')) as CryptoKey;
+  const client: TestClient = { ...spec.client, privateKey, publicJwks: { keys: [] } };
+  const serving = await serve(
+    gateway,
+    new PostgresDatabase(spec.databaseUrl),
+    client,
+    config.baseUrl,
+    spec.basePort,
+  );
+  stop = async () => {
+    await serving.close();
+    process.exit(0);
+  };
+  process.send!({ serving: true });
+}
+
+const workerSpec = cluster.isWorker ? (JSON.parse(process.env.BENCH_WORKER_SPEC!) as WorkerSpec) : undefined;
+(workerSpec ? workerMain(workerSpec) : main()).catch((err: unknown) => {
   process.stderr.write(`search bench server failed: ${(err as Error).stack ?? String(err)}\n`);
   process.exit(1);
 });

@@ -24,6 +24,8 @@ export interface IndexSizes {
 export interface SearchServerInfo {
   fhirUrl: string;
   baselineUrl: string;
+  /** Server processes on each side (BENCH_WORKERS): the gateway and the baseline always get the same. */
+  workers: number;
   database: string;
   load: { seconds: number; resources: number; rate: number; keptFromEarlierRun: boolean };
   patients: number;
@@ -69,6 +71,7 @@ export interface WalkStats {
 
 export interface SearchSuiteResult {
   scale: number;
+  workers: number;
   database: string;
   load: SearchServerInfo['load'];
   patients: number;
@@ -359,6 +362,7 @@ export async function runSearchSuite(
   const walks: WalkRow[] = [];
   const result = () => ({
     scale,
+    workers: info.workers,
     database: info.database,
     load: info.load,
     patients: info.patients,
@@ -411,6 +415,8 @@ export function formatSearchReport(r: SearchSuiteResult): string {
   const out: string[] = [];
   out.push(
     `### Search at ${r.load.resources} resources (${r.patients} patients), Postgres`,
+    '',
+    `Server processes: ${r.workers} for the gateway and ${r.workers} for the baseline (BENCH_WORKERS).`,
     '',
     `Load: ${r.load.resources} resources in ${r.load.seconds.toFixed(0)} s (${r.load.rate.toFixed(0)}/s, in-process transaction Bundles through the FHIR engine, plus the plaintext copy)${r.load.keptFromEarlierRun ? ', database kept from an earlier run' : ''}.`,
     '',
