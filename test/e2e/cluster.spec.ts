@@ -93,6 +93,7 @@ describe.runIf(!!testServerUrl())('WORKERS=2 on Postgres', () => {
   let gw: GatewayProcess;
   let base: string;
   let token: string;
+  const kek = `k1:${randomBytes(32).toString('base64')}`;
 
   beforeAll(async () => {
     fresh = await createFreshDatabase(testServerUrl()!);
@@ -104,7 +105,7 @@ describe.runIf(!!testServerUrl())('WORKERS=2 on Postgres', () => {
       PORT: String(port),
       DATA_DIR: dataDir,
       DATABASE_URL: fresh.url,
-      FHIRGW_KEK: `k1:${randomBytes(32).toString('base64')}`,
+      FHIRGW_KEK: kek,
     });
     await gw.next((l) => l.msg === 'fhir gateway workers ready');
     const db = new PostgresDatabase(fresh.url, 1);
@@ -183,6 +184,40 @@ describe.runIf(!!testServerUrl())('WORKERS=2 on Postgres', () => {
     // The workers closed their servers and pools before the primary exited.
     expect(pids.filter(alive)).toEqual([]);
   }, 60_000);
+
+  it('gives up with exit 1 when workers keep dying', async () => {
+    // A second gateway on the same database: its workers are killed as soon as they serve, as a crash
+    // loop would. The sixth death within a minute stops it (RESTART_LIMIT 5), after pauses of 0.25 to 4 s.
+    const port = await freePort();
+    const dir = mkdtempSync(join(tmpdir(), 'gw-cluster-loop-'));
+    try {
+      const looping = startMain({
+        WORKERS: '2',
+        PORT: String(port),
+        DATA_DIR: dir,
+        DATABASE_URL: fresh.url,
+        FHIRGW_KEK: kek,
+      });
+      const ready = await looping.next((l) => l.msg === 'fhir gateway workers ready');
+      for (const pid of ready.pids!) process.kill(pid, 'SIGKILL');
+      let seen = 0;
+      while (looping.child.exitCode === null) {
+        const replaced = await Promise.race([
+          looping.next((l) => l.msg === 'worker replaced', seen),
+          looping.exited.then(() => undefined),
+        ]);
+        if (!replaced) break;
+        seen = looping.lines.indexOf(replaced) + 1;
+        process.kill(replaced.pid!, 'SIGKILL');
+      }
+      expect(await looping.exited).toBe(1);
+      const msgs = looping.lines.map((l) => l.msg);
+      expect(msgs.filter((m) => m === 'worker died; replacing it')).toHaveLength(5);
+      expect(msgs).toContain('workers keep dying; stopping the gateway');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 90_000);
 
   it('exits 1 when its workers cannot start, instead of restarting them forever', async () => {
     const port = await freePort();
