@@ -129,6 +129,25 @@ describe.runIf(!!testServerUrl())('WORKERS=2 on Postgres', () => {
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
 
+  /** Another WORKERS=2 gateway on its own port and data dir, the same key, for a test of its own. */
+  async function withAnotherGateway(databaseUrl: string, fn: (g: GatewayProcess) => Promise<void>) {
+    const dir = mkdtempSync(join(tmpdir(), 'gw-cluster-other-'));
+    const other = startMain({
+      WORKERS: '2',
+      PORT: String(await freePort()),
+      DATA_DIR: dir,
+      DATABASE_URL: databaseUrl,
+      FHIRGW_KEK: kek,
+    });
+    try {
+      await fn(other);
+    } finally {
+      if (other.child.exitCode === null) other.child.kill('SIGKILL');
+      await other.exited;
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
   it('serves one port from two processes, which share keys, tokens and data', async () => {
     const ready = await gw.next((l) => l.msg === 'fhir gateway workers ready');
     expect(ready.pids).toHaveLength(2);
@@ -188,16 +207,7 @@ describe.runIf(!!testServerUrl())('WORKERS=2 on Postgres', () => {
   it('gives up with exit 1 when workers keep dying', async () => {
     // A second gateway on the same database: its workers are killed as soon as they serve, as a crash
     // loop would. The sixth death within a minute stops it (RESTART_LIMIT 5), after pauses of 0.25 to 4 s.
-    const port = await freePort();
-    const dir = mkdtempSync(join(tmpdir(), 'gw-cluster-loop-'));
-    try {
-      const looping = startMain({
-        WORKERS: '2',
-        PORT: String(port),
-        DATA_DIR: dir,
-        DATABASE_URL: fresh.url,
-        FHIRGW_KEK: kek,
-      });
+    await withAnotherGateway(fresh.url, async (looping) => {
       const ready = await looping.next((l) => l.msg === 'fhir gateway workers ready');
       for (const pid of ready.pids!) process.kill(pid, 'SIGKILL');
       let seen = 0;
@@ -214,27 +224,14 @@ describe.runIf(!!testServerUrl())('WORKERS=2 on Postgres', () => {
       const msgs = looping.lines.map((l) => l.msg);
       expect(msgs.filter((m) => m === 'worker died; replacing it')).toHaveLength(5);
       expect(msgs).toContain('workers keep dying; stopping the gateway');
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   }, 90_000);
 
   it('exits 1 when its workers cannot start, instead of restarting them forever', async () => {
-    const port = await freePort();
-    const dir = mkdtempSync(join(tmpdir(), 'gw-cluster-bad-'));
-    try {
-      const bad = startMain({
-        WORKERS: '2',
-        PORT: String(port),
-        DATA_DIR: dir,
-        // Nothing listens there.
-        DATABASE_URL: `postgres://postgres@127.0.0.1:${await freePort()}/none`,
-        FHIRGW_KEK: `k1:${randomBytes(32).toString('base64')}`,
-      });
+    // Nothing listens at that database address.
+    await withAnotherGateway(`postgres://postgres@127.0.0.1:${await freePort()}/none`, async (bad) => {
       expect(await bad.exited).toBe(1);
       expect(bad.lines.map((l) => l.msg)).toContain('a worker failed to start; stopping the gateway');
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   }, 60_000);
 });
