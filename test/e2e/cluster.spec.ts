@@ -129,6 +129,16 @@ describe.runIf(!!testServerUrl())('WORKERS=2 on Postgres', () => {
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
 
+  /** The pids that logged the `count` requests made after log line `from`, sorted. */
+  async function servedBy(from: number, count: number): Promise<(number | undefined)[]> {
+    await gw.next((l) => l.msg === 'request', from + count - 1);
+    const pids = gw.lines
+      .slice(from)
+      .filter((l) => l.msg === 'request')
+      .map((l) => l.pid);
+    return [...new Set(pids)].sort();
+  }
+
   /** Another WORKERS=2 gateway on its own port and data dir, the same key, for a test of its own. */
   async function withAnotherGateway(databaseUrl: string, fn: (g: GatewayProcess) => Promise<void>) {
     const dir = mkdtempSync(join(tmpdir(), 'gw-cluster-other-'));
@@ -162,14 +172,7 @@ describe.runIf(!!testServerUrl())('WORKERS=2 on Postgres', () => {
     for (let i = 0; i < 6; i++)
       statuses.push(await getOnNewConnection(`${base}/fhir/Patient/${created.id}`, token));
     expect(statuses).toEqual([200, 200, 200, 200, 200, 200]);
-    await gw.next((l) => l.msg === 'request', mark + 5);
-    const servedBy = new Set(
-      gw.lines
-        .slice(mark)
-        .filter((l) => l.msg === 'request')
-        .map((l) => l.pid),
-    );
-    expect([...servedBy].sort()).toEqual([...ready.pids!].sort());
+    expect(await servedBy(mark, 6)).toEqual([...ready.pids!].sort());
     const found: any = await fhir.search({ resourceType: 'Patient', searchParams: { family: 'clusters' } });
     expect(found.entry.map((e: any) => e.resource.id)).toEqual([created.id]);
   }, 60_000);
@@ -185,14 +188,7 @@ describe.runIf(!!testServerUrl())('WORKERS=2 on Postgres', () => {
     expect(replaced.pid).not.toBe(victim);
     const after = gw.lines.length;
     for (let i = 0; i < 4; i++) expect(await getOnNewConnection(`${base}/fhir/metadata`, token)).toBe(200);
-    await gw.next((l) => l.msg === 'request', after + 3);
-    const servedBy = new Set(
-      gw.lines
-        .slice(after)
-        .filter((l) => l.msg === 'request')
-        .map((l) => l.pid),
-    );
-    expect([...servedBy].sort()).toEqual([replaced.pid, survivor].sort());
+    expect(await servedBy(after, 4)).toEqual([replaced.pid, survivor].sort());
   }, 60_000);
 
   it('stops every worker on SIGTERM and exits 0', async () => {
