@@ -411,12 +411,7 @@ export class ResourceRepository {
     }
     const ids = rows.length === 1 ? rows[0]!.ids : undefined;
     if (typeof ids === 'string') return ids.split(' ').map((id) => ({ id }));
-    return Promise.all(
-      rows.map(async (r) => ({
-        id: r.id,
-        json: await this.open(q.resourceType, r.id, r.version_id, r.dek_id, r.content),
-      })),
-    );
+    return this.openAll(q.resourceType, rows);
   }
 
   /** Versions newest first, each with its seq for cursor paging. */
